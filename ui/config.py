@@ -1,0 +1,119 @@
+"""The studio's settings: presets and limits read from ``presets.yaml``, plus run-time switches."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+PRESETS_PATH = Path(__file__).with_name("presets.yaml")
+EXAMPLES_PATH = Path(__file__).resolve().parent.parent / "assets" / "examples" / "examples.yaml"
+
+
+@dataclass(frozen=True)
+class SizePreset:
+    name: str
+    width: int
+    height: int
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} — {self.width}×{self.height}"
+
+
+@dataclass(frozen=True)
+class Defaults:
+    size: str
+    steps: int
+    guidance: float
+    binding_strength: float
+
+
+@dataclass(frozen=True)
+class Limits:
+    min_side: int = 64
+    max_side: int = 2048
+    max_steps: int = 60
+    max_guidance: float = 10.0
+    max_binding_strength: float = 2.0
+    max_prompt_chars: int = 500
+    max_subject_name_chars: int = 24
+    max_subjects: int = 4
+    retrieve_top_k: int = 8
+    history_length: int = 24
+    max_file_size: str = "12mb"
+    queue_max_size: int = 16
+
+
+@dataclass(frozen=True)
+class Presets:
+    sizes: tuple[SizePreset, ...]
+    defaults: dict[str, Defaults]
+    limits: Limits
+
+    @classmethod
+    def load(cls, path: str | Path = PRESETS_PATH) -> "Presets":
+        data = yaml.safe_load(Path(path).read_text())
+        return cls(
+            sizes=tuple(SizePreset(**s) for s in data["sizes"]),
+            defaults={kind: Defaults(**d) for kind, d in data["defaults"].items()},
+            limits=Limits(**data.get("limits", {})),
+        )
+
+    def size(self, name: str) -> SizePreset:
+        for preset in self.sizes:
+            if preset.name == name or preset.label == name:
+                return preset
+        raise KeyError(name)
+
+
+@dataclass(frozen=True)
+class Example:
+    """A ready-made start: subject images with names and a prompt."""
+
+    prompt: str
+    subjects: tuple[tuple[str, str], ...]  # (image path, name)
+    people: int | None = None
+
+
+def load_examples(path: str | Path = EXAMPLES_PATH) -> list[Example]:
+    path = Path(path)
+    if not path.is_file():
+        return []
+    examples = []
+    for item in yaml.safe_load(path.read_text()) or []:
+        subjects = tuple((str(path.parent / s["image"]), s["name"]) for s in item["subjects"])
+        examples.append(Example(prompt=item["prompt"], subjects=subjects,
+                                people=item.get("people")))
+    return examples
+
+
+@dataclass
+class StudioConfig:
+    """What ``build_studio`` needs besides the engine and the retriever.
+
+    Attributes:
+        zero_gpu: running on a ZeroGPU Space: generation is wrapped in ``spaces.GPU`` and the
+            defaults are the small "zerogpu" ones.
+        gpu_duration: seconds requested from ZeroGPU per generation.
+        presets: sizes, defaults and limits (``ui/presets.yaml``).
+        examples: example subjects and prompts (``assets/examples/examples.yaml``).
+        weights_help: what to tell a user who has no real engine, shown in the status line.
+    """
+
+    zero_gpu: bool = False
+    gpu_duration: int = 120
+    presets: Presets = field(default_factory=Presets.load)
+    examples: list[Example] = field(default_factory=load_examples)
+    weights_help: str = ("To generate real images: run on a CUDA GPU with ~48 GB, accept the "
+                         "FLUX.1-dev licence on Hugging Face, set HF_TOKEN, then "
+                         "`python app.py` (see README, “Real weights”).")
+
+    @property
+    def limits(self) -> Limits:
+        return self.presets.limits
+
+    def defaults_for(self, engine_kind: str) -> Defaults:
+        kind = "zerogpu" if self.zero_gpu and engine_kind == "real" else engine_kind
+        return self.presets.defaults.get(kind, self.presets.defaults["real"])

@@ -1,0 +1,117 @@
+"""RAG-Pose in the studio: the prompt, Retrieve, and the gallery of retrieved skeletons.
+
+The retriever is handed in (``pose_db.retrieve.PoseRetriever`` or anything with the same
+``retrieve``); this module only turns its ``Retrieval`` into what the page shows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import gradio as gr
+import numpy as np
+
+from pose_db.render import render_preview
+from pose_db.scene import PoseScene
+
+from .config import Limits
+
+PREVIEW_SIDE = 256  # thumbnails only; the canvas gets the full scene
+PEOPLE_CHOICES = [("Auto", 0), ("1 person", 1), ("2 people", 2), ("3 people", 3),
+                  ("4 people", 4)]
+
+
+@dataclass
+class RetrievalPanel:
+    prompt: gr.Textbox
+    people: gr.Dropdown
+    button: gr.Button
+    gallery: gr.Gallery
+    status: gr.Markdown
+    scenes: gr.State  # OpenPose dicts of the shown results, gallery order
+
+
+def build_retrieval_prompt(limits: Limits) -> tuple[gr.Textbox, gr.Dropdown, gr.Button]:
+    """The prompt row: prompt, people count, Retrieve."""
+    with gr.Row(elem_classes=["prompt-row"], equal_height=True):
+        prompt = gr.Textbox(label="Prompt", lines=2, max_lines=4, scale=5,
+                            max_length=limits.max_prompt_chars, elem_id="prompt",
+                            placeholder="e.g. Mia and Leo shaking hands at a train station, "
+                                        "golden hour")
+        with gr.Column(scale=1, min_width=130, elem_classes=["retrieve-col"]):
+            people = gr.Dropdown(PEOPLE_CHOICES, value=0, label="People", elem_id="people",
+                                 min_width=120)
+            button = gr.Button("🔎 Retrieve poses", variant="secondary", elem_id="retrieve")
+    return prompt, people, button
+
+
+def build_retrieval_gallery() -> tuple[gr.Gallery, gr.Markdown, gr.State]:
+    status = gr.Markdown("Type a prompt and press **Retrieve poses** to browse skeletons from "
+                         "the pose library.", elem_id="retrieval-status",
+                         elem_classes=["panel-hint"])
+    gallery = gr.Gallery(label="Retrieved skeletons — click one to edit it", columns=4,
+                         height=250, allow_preview=False, object_fit="contain", format="png",
+                         buttons=[], interactive=False, elem_id="retrieved",
+                         visible=False)
+    return gallery, status, gr.State([])
+
+
+def check_prompt(prompt: str | None, limits: Limits) -> str:
+    """The stripped prompt, or ``gr.Error`` saying what to fix."""
+    prompt = (prompt or "").strip()
+    if not prompt:
+        raise gr.Error("Type a prompt first, e.g. “two friends shaking hands”.")
+    if len(prompt) > limits.max_prompt_chars:
+        raise gr.Error(f"The prompt is {len(prompt)} characters; shorten it to "
+                       f"{limits.max_prompt_chars} or fewer.")
+    return prompt
+
+
+def run_retrieval(retriever, prompt: str, people: int | None, limits: Limits):
+    """Call the retriever with checked inputs; ``people`` 0/None means "infer from prompt"."""
+    prompt = check_prompt(prompt, limits)
+    people = int(people) if people else None
+    if people is not None and not 1 <= people <= 10:
+        raise gr.Error("People must be between 1 and 10 (or 0 for automatic).")
+    return retriever.retrieve(prompt, people=people, top_k=limits.retrieve_top_k)
+
+
+def retrieval_to_json(retrieval, threshold: float | None) -> dict:
+    """The ``retrieve`` API answer: scores, source prompts and OpenPose JSON per result."""
+    return {
+        "query": retrieval.query,
+        "canonical": retrieval.canonical,
+        "people": retrieval.people,
+        "matched": bool(retrieval.matched),
+        "threshold": threshold,
+        "results": [
+            {"id": r.id, "score": round(float(r.score), 4), "prompt": r.prompt,
+             "action": r.action, "action_name": r.action_name, "category": r.category,
+             "people": r.people, "view": r.view, "source": r.source,
+             "pose": r.scene.to_openpose()}
+            for r in retrieval.results
+        ],
+    }
+
+
+def gallery_items(retrieval) -> list[tuple[np.ndarray, str]]:
+    return [(preview_image(r.scene), f"{r.score:.2f} · {r.action_name} — “{r.prompt}”")
+            for r in retrieval.results]
+
+
+def preview_image(scene: PoseScene) -> np.ndarray:
+    scale = PREVIEW_SIDE / max(scene.width, scene.height)
+    return render_preview(scene, width=max(64, round(scene.width * scale)),
+                          height=max(64, round(scene.height * scale)))
+
+
+def status_text(retrieval, threshold: float | None) -> str:
+    cut = f" (cosine ≥ {threshold:.2f})" if threshold is not None else ""
+    where = f" for **{retrieval.canonical}**" if retrieval.canonical else ""
+    if not retrieval.matched or not retrieval.results:
+        return (f"**No confident pose match{where}{cut}: text-only.** The engine will pose "
+                f"people from the prompt alone. You can still draw skeletons on the canvas "
+                f"or take them from a photo.")
+    best = retrieval.results[0]
+    return (f"{len(retrieval.results)} skeletons{where}; best {best.score:.2f} "
+            f"(“{best.prompt}”). The best one is on the canvas — click another to swap.")
