@@ -12,7 +12,7 @@ import gradio as gr
 import numpy as np
 
 from pose_db.render import render_preview
-from pose_db.scene import PoseScene
+from pose_db.scene import PoseError, PoseScene
 
 from .config import Limits
 
@@ -41,7 +41,7 @@ def build_retrieval_prompt(limits: Limits) -> tuple[gr.Textbox, gr.Dropdown, gr.
         with gr.Column(scale=1, min_width=130, elem_classes=["retrieve-col"]):
             people = gr.Dropdown(PEOPLE_CHOICES, value=0, label="People", elem_id="people",
                                  min_width=120)
-            button = gr.Button("🔎 Retrieve poses", variant="secondary", elem_id="retrieve")
+            button = gr.Button("Retrieve poses", variant="secondary", elem_id="retrieve")
     return prompt, people, button
 
 
@@ -50,7 +50,7 @@ def build_retrieval_gallery() -> tuple[gr.Gallery, gr.Markdown, gr.State]:
                          "the pose library.", elem_id="retrieval-status",
                          elem_classes=["panel-hint"])
     gallery = gr.Gallery(label="Retrieved skeletons — click one to edit it", columns=4,
-                         height=250, allow_preview=False, object_fit="contain", format="png",
+                         height=290, allow_preview=False, object_fit="contain", format="png",
                          buttons=[], interactive=False, elem_id="retrieved",
                          visible=False)
     return gallery, status, gr.State([])
@@ -73,7 +73,10 @@ def run_retrieval(retriever, prompt: str, people: int | None, limits: Limits):
     people = int(people) if people else None
     if people is not None and not 1 <= people <= 10:
         raise gr.Error("People must be between 1 and 10 (or 0 for automatic).")
-    return retriever.retrieve(prompt, people=people, top_k=limits.retrieve_top_k)
+    try:
+        return retriever.retrieve(prompt, people=people, top_k=limits.retrieve_top_k)
+    except PoseError as err:
+        raise gr.Error(str(err)) from err
 
 
 def retrieval_to_json(retrieval, threshold: float | None) -> dict:

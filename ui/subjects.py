@@ -80,22 +80,29 @@ def build_subjects_panel(limits: Limits, initial: int = 1) -> SubjectsPanel:
     cards = []
     with gr.Column(elem_classes=["subject-cards"]):
         for k in range(limits.max_subjects):
-            with gr.Group(visible=k < initial, elem_classes=["subject-card", f"subject-{k}"]) as box:
+            with gr.Group(visible=k < initial, elem_id=f"subject-card-{k}",
+                          elem_classes=["subject-card", f"subject-{k}"]) as box:
                 image = gr.Image(label=f"Subject {k + 1}", type="filepath", image_mode=None,
                                  sources=["upload", "clipboard"], height=150,
-                                 buttons=[], elem_classes=["subject-image"])
+                                 buttons=[], elem_id=f"subject-image-{k}",
+                                 elem_classes=["subject-image"])
                 with gr.Row(elem_classes=["subject-meta"]):
-                    name = gr.Textbox(placeholder=default_name(k), show_label=False,
+                    # Labels stay hidden but must be distinct: the examples table keys on them.
+                    name = gr.Textbox(label=f"Name {k + 1}", placeholder=default_name(k),
+                                      show_label=False,
                                       max_length=limits.max_subject_name_chars, scale=3,
-                                      container=False, elem_classes=["subject-name"])
-                    colour = gr.ColorPicker(value=default_colour(k), show_label=False,
+                                      container=False, elem_id=f"subject-name-{k}",
+                                      elem_classes=["subject-name"])
+                    colour = gr.ColorPicker(value=default_colour(k), label=f"Colour {k + 1}",
+                                            show_label=False,
                                             container=False, scale=0, min_width=44,
                                             elem_classes=["subject-colour"])
-                    remove = gr.Button("✕", size="sm", variant="secondary", scale=0,
-                                       min_width=36, elem_classes=["subject-remove"])
+                    remove = gr.Button("×", size="sm", variant="secondary", scale=0,
+                                       min_width=36, elem_id=f"subject-remove-{k}",
+                                       elem_classes=["subject-remove"])
             cards.append(SubjectCard(box, image, name, colour, remove))
     hint = gr.Markdown(_hint(initial, limits.max_subjects), elem_classes=["panel-hint"])
-    add = gr.Button("＋ Add subject", size="sm", visible=initial < limits.max_subjects,
+    add = gr.Button("+ Add subject", size="sm", visible=initial < limits.max_subjects,
                     elem_id="add-subject")
     panel = SubjectsPanel(cards, gr.State(initial), add, hint)
     _wire(panel, limits.max_subjects)
@@ -113,7 +120,7 @@ def _wire(panel: SubjectsPanel, max_subjects: int) -> None:
 
     def add_card(count, *values):
         images, names, colours = values[:n], values[n:2 * n], values[2 * n:]
-        return _card_updates(min(count + 1, n), list(images), list(names), list(colours), n)
+        return card_updates(min(count + 1, n), list(images), list(names), list(colours), n)
 
     panel.add.click(add_card, panel.inputs, panel.card_outputs, queue=False,
                     api_visibility="private")
@@ -126,13 +133,13 @@ def _wire(panel: SubjectsPanel, max_subjects: int) -> None:
             images.append(None)
             names.append("")
             colours.append(None)
-            return _card_updates(max(count - 1, 0), images, names, colours, n)
+            return card_updates(max(count - 1, 0), images, names, colours, n)
 
         card.remove.click(remove_card, panel.inputs, panel.card_outputs, queue=False,
                           api_visibility="private")
 
 
-def _card_updates(count: int, images: list, names: list, colours: list, n: int) -> list:
+def card_updates(count: int, images: list, names: list, colours: list, n: int) -> list:
     colours = [c or default_colour(k) for k, c in enumerate(colours)]
     # Hidden cards are reset so that re-adding one starts empty, in its own default colour.
     for k in range(count, n):
@@ -163,13 +170,18 @@ def read_cards(count: int, images: list, names: list, colours: list,
             raise gr.Error(str(err)) from err
         mapping[k] = len(subjects)
         subjects.append(Subject(image=image, name=name, colour=colours[k] or default_colour(k)))
+    return check_names(subjects), mapping
+
+
+def check_names(subjects: list[Subject]) -> list[Subject]:
+    """``subjects`` unchanged, or ``gr.Error`` if two share a name (the prompt names them)."""
     seen: set[str] = set()
     for subject in subjects:
         if subject.name.lower() in seen:
             raise gr.Error(f"Two subjects are named “{subject.name}”. Give each a different "
                            f"name so the prompt can tell them apart.")
         seen.add(subject.name.lower())
-    return subjects, mapping
+    return subjects
 
 
 def subject_labels(count: int, names: list, max_subjects: int) -> list[str]:

@@ -1,0 +1,168 @@
+"""RAG-Pose retrieval quality: geometric checks, PoseScript-style recall, false accepts.
+
+    python benchmarks/retrieval_quality.py [--quick] [--json OUT.json]
+
+Index: $ASTRA_POSE_INDEX (built when missing). Four measurements:
+
+1. Geometric cases, judged by `../shared/eval/pose_checks.py` (what the skeleton looks like,
+   not its label): the shared dev set and our own `benchmarks/data/pose_cases.jsonl`
+   (paraphrases, noisy prompts, several categories). Top-1 and top-3.
+2. False accepts: `benchmarks/data/no_person.jsonl` (food, cars, landscapes, architecture,
+   abstract art, objects; animals reported apart): how often the gate lets a skeleton through.
+3. PoseScript-style text-to-pose retrieval on held-out paraphrases, ground truth = the action:
+   - hand-written paraphrases (`benchmarks/data/paraphrases.jsonl`, {"prompt", "action"}),
+     searched against the whole library;
+   - template hold-out: every library entry whose variation index is held out (the last
+     `--holdout` variations of each action) is a query against the remaining entries.
+   R@1/5/10 over the whole library (exact inner product, as the index computes it) and
+   R-precision@1 among 32 (the true action's entry against 31 entries of other actions).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+DATA = ROOT / "benchmarks" / "data"
+SHARED_EVAL = ROOT.parent / "shared" / "eval"
+
+
+def load_jsonl(path: Path) -> list[dict]:
+    return [json.loads(l) for l in path.read_text().splitlines() if l.strip()]
+
+
+def pose_checks():
+    spec = importlib.util.spec_from_file_location("pose_checks", SHARED_EVAL / "pose_checks.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def geometric(retriever, cases: list[dict]) -> dict:
+    """pose_checks' top-1/top-3, answering in-process exactly as `python -m pose_db.query --batch` does."""
+    answers = [retriever.retrieve(c["prompt"], people=c.get("people") or None, top_k=3).to_json() for c in cases]
+    report = pose_checks().score(cases, answers)
+    report["failures"] = [
+        {"prompt": c["prompt"], "canonical": a["canonical"], "got": [(r["action"], r["score"]) for r in a["results"]]}
+        for c, a in zip(cases, answers) if not _passed(c, a)
+    ]
+    return report
+
+
+def _passed(case, answer) -> bool:
+    results = answer["results"] if answer["matched"] else []
+    if case.get("expect") == "no_match":
+        return not results
+    return bool(results) and pose_checks().scene_passes(results[0]["pose"], case)
+
+
+def false_accepts(retriever, cases: list[dict]) -> dict:
+    out = {}
+    for group, members in (("no_person", [c for c in cases if c.get("kind") != "animal"]),
+                           ("animals", [c for c in cases if c.get("kind") == "animal"])):
+        matched = [(c["prompt"], r.best.score, r.best.action) for c in members if (r := retriever.retrieve(c["prompt"])).matched]
+        out[group] = {"prompts": len(members), "false_accepts": len(matched), "rate": round(len(matched) / max(len(members), 1), 4), "accepted": matched}
+    return out
+
+
+# -- PoseScript-style recall ---------------------------------------------------------------------
+
+
+def library_matrix(embedder, variations: int):
+    """Every library entry and the embedding of its prompt, as the index stores it."""
+    from pose_db.library import generate_library
+
+    entries = list(generate_library(variations=variations))
+    vectors = embed_all(embedder, [e.prompt for e in entries])
+    return entries, vectors
+
+
+def embed_all(embedder, texts: list[str], batch: int = 256) -> np.ndarray:
+    return np.concatenate([np.asarray(embedder.encode(texts[i : i + batch]), np.float32) for i in range(0, len(texts), batch)])
+
+
+def recall(query_vecs, query_actions, gallery_vecs, gallery_actions, ks=(1, 5, 10), seed=0) -> dict:
+    """R@k (any top-k gallery entry has the query's action) and R-precision@1 among 32."""
+    gallery_actions = np.asarray(gallery_actions)
+    scores = query_vecs @ gallery_vecs.T
+    order = np.argsort(-scores, axis=1)[:, : max(ks)]
+    hit = gallery_actions[order] == np.asarray(query_actions)[:, None]
+    out = {f"R@{k}": round(float(hit[:, :k].any(axis=1).mean()), 4) for k in ks}
+    rng = np.random.default_rng(seed)
+    wins = 0
+    for i, action in enumerate(query_actions):
+        positives = np.flatnonzero(gallery_actions == action)
+        negatives = np.flatnonzero(gallery_actions != action)
+        pool = np.concatenate([[rng.choice(positives)], rng.choice(negatives, 31, replace=False)])
+        wins += int(np.argmax(scores[i, pool]) == 0)
+    out["R-precision@1/32"] = round(wins / len(query_actions), 4)
+    out["queries"] = len(query_actions)
+    out["top1_above_gate"] = round(float((scores.max(axis=1) >= 0.55).mean()), 4)
+    return out
+
+
+def posescript_recall(retriever, variations: int, holdout: int) -> dict:
+    embedder, normalizer = retriever.embedder, retriever.normalizer
+    entries, vectors = library_matrix(embedder, variations)
+    actions = [e.action for e in entries]
+    out = {"library_entries": len(entries), "actions": len(set(actions))}
+    hand = DATA / "paraphrases.jsonl"
+    if hand.exists():
+        cases = [c for c in load_jsonl(hand) if c["action"] in set(actions)]
+        q = embed_all(embedder, [normalizer.normalize(c["prompt"]) for c in cases])
+        out["hand_paraphrases"] = recall(q, [c["action"] for c in cases], vectors, actions)
+        out["hand_paraphrases"]["unknown_actions"] = len(load_jsonl(hand)) - len(cases)
+    variation = _variation_index(entries)
+    held = variation >= variations - holdout
+    q = embed_all(embedder, [normalizer.normalize(e.prompt) for e, h in zip(entries, held) if h])
+    out["template_holdout"] = recall(q, list(np.asarray(actions)[held]), vectors[~held], list(np.asarray(actions)[~held]))
+    return out
+
+
+def _variation_index(entries) -> np.ndarray:
+    """Position of each entry among its action's entries (generation order)."""
+    seen: dict[str, int] = {}
+    index = []
+    for e in entries:
+        index.append(seen.get(e.action, 0))
+        seen[e.action] = index[-1] + 1
+    return np.asarray(index)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="geometric cases and false accepts only")
+    parser.add_argument("--variations", type=int, default=30, help="library variations per action (as built)")
+    parser.add_argument("--holdout", type=int, default=3, help="variations per action held out as queries")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args(argv)
+
+    from pose_db.retrieve import PoseRetriever
+
+    retriever = PoseRetriever.default()
+    report = {"library_entries": retriever.index.count()}
+    for name, path in (("dev", SHARED_EVAL / "retrieval_dev.jsonl"), ("own_cases", DATA / "pose_cases.jsonl")):
+        report[name] = geometric(retriever, load_jsonl(path))
+        print(f"{name}: top-1 {report[name]['top1']:.1%}  top-3 {report[name]['top3']:.1%}  over {report[name]['cases']}")
+        for f in report[name]["failures"]:
+            print(f"   FAIL {f['prompt']!r} ({f['canonical']!r}) got {f['got']}")
+    report["false_accepts"] = false_accepts(retriever, load_jsonl(DATA / "no_person.jsonl"))
+    for group, r in report["false_accepts"].items():
+        print(f"{group}: {r['false_accepts']}/{r['prompts']} accepted ({r['rate']:.1%}) {r['accepted']}")
+    if not args.quick:
+        report["posescript"] = posescript_recall(retriever, args.variations, args.holdout)
+        print(json.dumps(report["posescript"], indent=1))
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=1, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

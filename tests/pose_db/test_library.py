@@ -1,0 +1,204 @@
+"""The library generator: coverage, determinism, prompts, spec errors, contact sheets."""
+
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pose_db.action_spec import ACTIONS_DIR, SpecError, load_actions
+from pose_db.contact_sheet import main as contact_sheet_main
+from pose_db.entry import LibraryEntry
+from pose_db.gate import QualityGate
+from pose_db.library import generate_library
+from pose_db.rig.camera import VIEW_NAMES
+from pose_db.skeleton import KEYPOINT_INDEX as K
+
+
+@pytest.fixture(scope="module")
+def library():
+    gate = QualityGate()
+    start = time.perf_counter()
+    entries = list(generate_library(gate=gate))
+    return entries, gate.report, time.perf_counter() - start
+
+
+@pytest.mark.slow
+def test_the_library_meets_the_papers_size(library):
+    entries, report, elapsed = library
+    actions = load_actions()
+    people = Counter(a.n_people for a in actions)
+    assert len(actions) >= 300
+    assert people[2] >= 75 and people[3] >= 20
+    assert len(entries) >= 9000
+    multi = sum(e.people > 1 for e in entries) / len(entries)
+    assert 0.2 <= multi <= 0.4
+    assert len({e.id for e in entries}) == len(entries)
+    assert report.kept == len(entries)
+    assert elapsed < 120  # "well under a minute" on a free core; CI shares its cores
+
+
+@pytest.mark.slow
+def test_every_entry_is_consistent(library):
+    entries, _, _ = library
+    for e in entries:
+        assert isinstance(e, LibraryEntry) and e.source == "synthetic"
+        assert e.id.startswith(e.action + "-") and len(e.id.rsplit("-", 1)[1]) == 3
+        assert e.people == len(e.scene.people) == len(e.profiles)
+        assert e.view in VIEW_NAMES
+        assert e.prompt == e.prompt.strip() and "{" not in e.prompt and "  " not in e.prompt
+        assert (e.scene.width, e.scene.height) in {(512, 512), (512, 768), (768, 512)}
+
+
+@pytest.mark.slow
+def test_prompts_vary_along_the_axes_and_name_the_view(library):
+    entries, _, _ = library
+    by_action: dict[str, list[LibraryEntry]] = {}
+    for e in entries:
+        by_action.setdefault(e.action, []).append(e)
+    for action, group in by_action.items():
+        prompts = [e.prompt for e in group]
+        assert len(set(prompts)) >= 0.9 * len(prompts), action
+        assert len({e.view for e in group}) >= 2, action
+    views = {"side": ("side", "profile"), "back": ("behind", "back", "rear"),
+             "high_angle": ("above", "high", "overhead", "bird"), "low_angle": ("below", "low", "worm", "looking up")}
+    for e in entries:
+        if e.view in views:
+            assert any(word in e.prompt.lower() for word in views[e.view]), e.prompt
+
+
+def test_generation_is_deterministic_and_seeded():
+    ids = ["wave_hello", "handshake", "sit_chair"]
+    a = list(generate_library(actions=ids, seed=1, variations=8))
+    b = list(generate_library(actions=ids, seed=1, variations=8))
+    c = list(generate_library(actions=ids, seed=2, variations=8))
+    assert [e.id for e in a] == [e.id for e in b]
+    assert [e.prompt for e in a] == [e.prompt for e in b]
+    assert all(x.scene == y.scene for x, y in zip(a, b))
+    assert [e.prompt for e in a] != [e.prompt for e in c]
+    assert [e.id for e in a][:3] == ["wave_hello-000", "wave_hello-001", "wave_hello-002"]
+
+
+def _torso(p):
+    mid_hip = (p.xy[K["r_hip"]] + p.xy[K["l_hip"]]) / 2
+    return np.linalg.norm(p.xy[K["neck"]] - mid_hip), mid_hip
+
+
+def test_poses_are_geometrically_what_the_action_says():
+    """Contacts are solved, not eyeballed: the 2D skeletons show them from every view."""
+    entries = {a: list(generate_library(actions=[a], variations=10))
+               for a in ("handshake", "hug", "shoulder_ride", "hands_on_hips", "sit_chair")}
+    for e in entries["handshake"]:
+        a, b = e.scene.people
+        t = (_torso(a)[0] + _torso(b)[0]) / 2
+        gap = min(np.linalg.norm(a.xy[i] - b.xy[j]) for i in (K["r_wrist"], K["l_wrist"]) for j in (K["r_wrist"], K["l_wrist"]))
+        assert gap < 0.5 * t
+    for e in entries["hug"]:
+        a, b = e.scene.people
+        for x, y in ((a, b), (b, a)):
+            t, mid_hip = _torso(y)
+            centre = (y.xy[K["neck"]] + mid_hip) / 2
+            assert min(np.linalg.norm(x.xy[w] - centre) for w in (K["r_wrist"], K["l_wrist"])) < 0.9 * t
+    for e in entries["shoulder_ride"]:
+        base, top = e.scene.people
+        t, _ = _torso(base)
+        assert np.linalg.norm(_torso(top)[1] - base.xy[K["neck"]]) < 0.6 * t
+    for e in entries["hands_on_hips"]:
+        p = e.scene.people[0]
+        if e.view == "front":
+            t, _ = _torso(p)
+            assert np.linalg.norm(p.xy[K["r_wrist"]] - p.xy[K["r_hip"]]) < 0.35 * t
+            assert p.xy[K["r_elbow"], 0] < p.xy[K["r_shoulder"], 0] - 0.2 * t  # elbow out
+    for e in entries["sit_chair"]:
+        p = e.scene.people[0]
+        t, mid_hip = _torso(p)
+        knee_y = (p.xy[K["r_knee"], 1] + p.xy[K["l_knee"], 1]) / 2
+        if e.view in ("front", "three_quarter", "side"):
+            assert knee_y - mid_hip[1] < 0.35 * t
+
+
+# ---- spec mistakes are caught with a clear message ------------------------------------------------
+
+
+def _specs(tmp_path: Path, text: str, name: str = "mine") -> Path:
+    folder = tmp_path / "specs"
+    folder.mkdir(exist_ok=True)
+    (folder / f"{name}.yaml").write_text(text)
+    return folder
+
+
+@pytest.mark.parametrize("text, message", [
+    ("category: mine\nactions:\n  - {id: a, name: A, say: [x, y, z], pose: {base: stand, r_elbw: 30}}\n",
+     "unknown person 0 pose key 'r_elbw' (did you mean 'r_elbow'?)"),
+    ("category: mine\nactions:\n  - {id: a, name: A, say: [x, y, z], pose: {base: sofa}}\n", "unknown base posture 'sofa'"),
+    ("category: other\nactions:\n  - {id: a, name: A, say: [x, y, z], pose: {}}\n", "must equal the file name"),
+    ("category: mine\nactions:\n  - {id: a, name: A, say: [x, y], pose: {}}\n", "at least 3"),
+    ("category: mine\nactions:\n  - {id: a, name: A, say: [x, y, z], pose: {r_arm: [1]}}\n", "r_arm must be [raise, swing]"),
+    ("category: mine\nactions:\n  - {id: a, name: A, say: [x, y, '{2} hugs'], people: [{}, {}]}\n", "bad placeholder"),
+    ("category: mine\nactions:\n  - {id: a, name: A, say: [x, y, z], people: [{}, {}],"
+     " contacts: [{who: 0, hand: r, to: [3, chest]}]}\n", "person index 0 to 1"),
+    ("category: mine\nactions:\n  - {id: a, name: A, say: [x, y, z], pose: {}, views: [sideways]}\n", "unknown view 'sideways'"),
+    ("category: mine\nactions: [\n", "not valid YAML"),
+])
+def test_spec_mistakes_name_the_file_and_the_action(tmp_path, text, message):
+    folder = _specs(tmp_path, text)
+    with pytest.raises(SpecError) as err:
+        list(generate_library(folder))
+    assert message in str(err.value)
+    assert "mine.yaml" in str(err.value)
+
+
+def test_implausible_actions_are_refused_before_generating(tmp_path):
+    far = ("category: mine\nactions:\n  - id: reach\n    name: Reach\n    say: [x, y, z]\n"
+           "    people: [{at: [-2, 0]}, {at: [2, 0]}]\n    contacts: [{who: 0, hand: r, to: [1, r_wrist]}]\n")
+    with pytest.raises(SpecError, match=r"mine.yaml: action 'reach': contact 0 .* misses its target"):
+        list(generate_library(_specs(tmp_path, far)))
+    bent = "category: mine\nactions:\n  - {id: bent, name: B, say: [x, y, z], pose: {r_elbow: 200}}\n"
+    with pytest.raises(SpecError, match=r"'bent': person 0: r_elbow=200 outside"):
+        list(generate_library(_specs(tmp_path, bent)))
+
+
+def test_duplicate_ids_and_unknown_action_filters(tmp_path):
+    folder = _specs(tmp_path, "category: mine\nactions:\n  - {id: a, name: A, say: [x, y, z], pose: {}}\n")
+    (folder / "more.yaml").write_text("category: more\nactions:\n  - {id: a, name: A, say: [x, y, z], pose: {}}\n")
+    with pytest.raises(SpecError, match="unique"):
+        list(generate_library(folder))
+    with pytest.raises(SpecError, match="unknown action id"):
+        list(generate_library(actions=["no_such_action"]))
+
+
+def test_a_custom_specs_folder_uses_the_shared_postures_and_axes(tmp_path):
+    folder = _specs(tmp_path, "category: mine\nactions:\n  - {id: wave, name: W, say: [waving, waving hi, waving bye],"
+                              " pose: {base: stand, r_arm: [150, 10], r_elbow: 20}}\n")
+    entries = list(generate_library(folder, variations=5))
+    assert [e.id for e in entries] == [f"wave-{k:03d}" for k in range(5)]
+    assert all("wav" in e.prompt for e in entries)
+
+
+def test_shipped_specs_all_load():
+    actions = load_actions(ACTIONS_DIR)
+    assert len({a.category for a in actions}) >= 5
+    assert all(len(a.say) >= 3 for a in actions)
+
+
+def test_contact_sheet_cli_writes_a_png_and_refuses_bad_input(tmp_path, capsys):
+    from PIL import Image
+
+    out = tmp_path / "sheet.png"
+    assert contact_sheet_main(["--action", "hug", "--limit", "4", "--out", str(out)]) == 0
+    image = Image.open(out)
+    assert image.width > 0 and np.asarray(image).std() > 0
+    assert contact_sheet_main(["--sample", "3", "--seed", "1", "--out", str(out)]) == 0
+    bad = tmp_path / "bad.png"
+    assert contact_sheet_main(["--action", "no_such_action", "--out", str(bad)]) == 2
+    assert "unknown action id" in capsys.readouterr().err
+    assert not bad.exists() and not list(tmp_path.glob("*.tmp"))
+
+
+def test_library_check_cli_reports_counts(capsys):
+    from pose_db.library import main
+
+    assert main(["--check"]) == 0
+    out = capsys.readouterr().out
+    assert "actions; by people" in out and "by category" in out

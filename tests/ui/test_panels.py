@@ -1,0 +1,123 @@
+"""The studio's pure helpers: assignment edits, settings checks, requests, subject cards."""
+
+from __future__ import annotations
+
+import gradio as gr
+import pytest
+from PIL import Image
+
+from pose_db.scene import Person, PoseScene
+from ui.assignment import (UNASSIGNED, assign, assign_in_order, drop_subject, panel_updates,
+                           remap_subjects)
+from ui.config import Limits, Presets, StudioConfig, load_examples
+from ui.generation import Settings, check_settings, make_request, pick_seed
+from ui.subjects import Subject, read_cards
+
+
+def _scene(n: int = 3) -> dict:
+    people = [Person.from_points({0: (50 + 60 * i, 40), 1: (50 + 60 * i, 80)}) for i in range(n)]
+    return PoseScene(256, 256, people).to_openpose()
+
+
+def _subjects(pose: dict) -> list:
+    return [p.get("subject") for p in pose["people"]]
+
+
+def test_assign_and_unassign():
+    pose = assign(_scene(), 1, 0)
+    assert _subjects(pose) == [None, 0, None]
+    assert _subjects(assign(pose, 1, UNASSIGNED)) == [None, None, None]
+    assert assign(pose, 7, 0) == pose  # no such person: unchanged
+    assert assign(None, 0, 0) is None
+
+
+def test_assign_in_order_stops_at_subject_count():
+    assert _subjects(assign_in_order(_scene(), 2)) == [0, 1, None]
+
+
+def test_drop_subject_shifts_later_assignments():
+    pose = assign_in_order(_scene(), 3)
+    assert _subjects(drop_subject(pose, 1, 3)) == [0, None, 1]
+    assert _subjects(remap_subjects(pose, {2: 0})) == [None, None, 0]
+
+
+def test_panel_updates_show_one_dropdown_per_person():
+    updates = panel_updates(assign(_scene(2), 1, 1), ["Mia", "Leo"])
+    shown = [u for u in updates[:-2] if u.get("visible")]
+    assert len(shown) == 2
+    assert shown[1]["value"] == 1 and shown[0]["value"] == UNASSIGNED
+    assert ("● Leo", 1) in shown[0]["choices"]
+    assert "1 unassigned" in updates[-1]
+
+
+def test_invalid_canvas_pose_is_a_clear_error():
+    with pytest.raises(gr.Error, match="canvas is invalid"):
+        assign({"people": "nope"}, 0, 0)
+
+
+def test_settings_snap_and_limits():
+    limits = Limits()
+    settings = check_settings(Settings(1000, 530, 20, 3.5, 1, 1.0), limits)
+    assert (settings.width, settings.height) == (992, 528)
+    for bad, words in [(Settings(8, 512, 20, 3.5, 1, 1.0), "Width"),
+                       (Settings(512, 512, 0, 3.5, 1, 1.0), "Steps"),
+                       (Settings(512, 512, 20, 99, 1, 1.0), "Guidance"),
+                       (Settings(512, 512, 20, 3.5, 1, -1), "Binding")]:
+        with pytest.raises(gr.Error, match=words):
+            check_settings(bad, limits)
+
+
+def test_pick_seed():
+    assert pick_seed(42, False) == 42
+    assert len({pick_seed(42, True) for _ in range(5)}) > 1  # Randomise ignores the field
+    assert 0 <= pick_seed(-1, False) < 2**31
+
+
+def test_make_request_remaps_cards_to_subjects():
+    image = Image.new("RGB", (16, 16))
+    pose = assign_in_order(_scene(2), 2)  # person 0 → card 0, person 1 → card 1
+    subjects = [Subject(image, "Leo", "#fff")]  # card 0 had no image; card 1 became subject 0
+    request = make_request("Leo waves", subjects, {1: 0}, pose,
+                           Settings(256, 256, 4, 3.5, 7, 1.0))
+    assert [p.get("subject") for p in request.pose["people"]] == [None, 0]
+    assert request.subject_names == ["Leo"] and request.seed == 7
+
+
+def test_make_request_refuses_binding_to_missing_subject():
+    pose = assign(_scene(1), 0, 2)
+    with pytest.raises(gr.Error, match="no image"):
+        make_request("x", [], None, pose, Settings(256, 256, 4, 3.5, 7, 1.0))
+
+
+def test_empty_canvas_means_text_only():
+    request = make_request("x", [], None, PoseScene(256, 256, []).to_openpose(),
+                           Settings(256, 256, 4, 3.5, 7, 1.0))
+    assert request.pose is None
+
+
+def test_read_cards(tmp_path):
+    limits = Limits()
+    path = tmp_path / "a.png"
+    Image.new("RGBA", (20, 20), (255, 0, 0, 255)).save(path)
+    subjects, mapping = read_cards(3, [None, str(path), str(path), None],
+                                   ["", " Mia ", "", ""], [None] * 4, limits)
+    assert [s.name for s in subjects] == ["Mia", "Subject 3"]
+    assert mapping == {1: 0, 2: 1}
+    assert subjects[0].image.mode == "RGB"
+    with pytest.raises(gr.Error, match="(?i)named “mia”"):
+        read_cards(2, [str(path), str(path)], ["Mia", "mia"], [None] * 2, limits)
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not an image")
+    with pytest.raises(gr.Error, match="not an image"):
+        read_cards(1, [str(bad)], ["Mia"], [None], limits)
+
+
+def test_presets_and_examples_are_data():
+    presets = Presets.load()
+    assert all(p.width % 16 == 0 and p.height % 16 == 0 for p in presets.sizes)
+    for defaults in presets.defaults.values():
+        presets.size(defaults.size)  # every default names a real preset
+    examples = load_examples()
+    assert examples and all(Image.open(path).size for e in examples for path, _ in e.subjects)
+    assert StudioConfig(zero_gpu=True).defaults_for("real").steps < \
+        StudioConfig().defaults_for("real").steps

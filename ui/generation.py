@@ -1,0 +1,169 @@
+"""Generation through the engine service: checked requests, progress, Stop, recipe PNGs.
+
+The service (``engine.service.EngineService``) is handed in and owns the models; this module
+turns studio inputs into a ``GenerationRequest``, runs it with a progress callback and a
+per-session cancel flag, and writes the result as a PNG carrying its recipe.
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import gradio as gr
+
+from engine.errors import EngineError, GenerationCancelled
+from engine.request import GenerationRequest
+
+from .assignment import remap_subjects, scene_or_none
+from .config import Limits
+from .recipe import Recipe, write_png
+from .subjects import Subject
+
+MAX_SEED = 2**31 - 1
+RESULT_TTL_S = 24 * 3600  # result PNGs older than this are pruned from the studio's folder
+
+
+class SessionCancel(threading.Event):
+    """Stop flag of one browser session, kept in a ``gr.State``.
+
+    Gradio deep-copies a State's initial value for each new session; a fresh flag per session
+    is exactly what that copy should produce (an Event's lock cannot be copied).
+    """
+
+    def __deepcopy__(self, memo) -> "SessionCancel":
+        return SessionCancel()
+
+
+@dataclass
+class Settings:
+    """The generation settings as the user left them."""
+
+    width: int
+    height: int
+    steps: int
+    guidance: float
+    seed: int
+    binding_strength: float
+
+
+def pick_seed(seed: float | int | None, randomise: bool) -> int:
+    if randomise or seed is None or seed < 0:
+        return random.randint(0, MAX_SEED)
+    return int(seed) % (MAX_SEED + 1)
+
+
+def check_settings(settings: Settings, limits: Limits) -> Settings:
+    """Settings clamped to 16-pixel sizes, or ``gr.Error`` for values out of range."""
+    def need(ok: bool, message: str) -> None:
+        if not ok:
+            raise gr.Error(message)
+
+    for name, side in (("Width", settings.width), ("Height", settings.height)):
+        need(side is not None and limits.min_side <= side <= limits.max_side,
+             f"{name} must be between {limits.min_side} and {limits.max_side} pixels.")
+    need(settings.steps is not None and 1 <= settings.steps <= limits.max_steps,
+         f"Steps must be between 1 and {limits.max_steps}.")
+    need(settings.guidance is not None and 0 <= settings.guidance <= limits.max_guidance,
+         f"Guidance must be between 0 and {limits.max_guidance}.")
+    need(settings.binding_strength is not None
+         and 0 <= settings.binding_strength <= limits.max_binding_strength,
+         f"Binding strength must be between 0 and {limits.max_binding_strength}.")
+    # FLUX packs 2x2 latent patches of an 8x VAE: sizes snap to 16 pixels.
+    return Settings(width=int(settings.width) // 16 * 16, height=int(settings.height) // 16 * 16,
+                    steps=int(settings.steps), guidance=float(settings.guidance),
+                    seed=int(settings.seed), binding_strength=float(settings.binding_strength))
+
+
+def make_request(prompt: str, subjects: list[Subject], mapping: dict[int, int] | None,
+                 pose: dict | None, settings: Settings) -> GenerationRequest:
+    """The engine request; ``mapping`` re-points pose assignments from cards to subjects."""
+    if mapping is not None:
+        pose = remap_subjects(pose, mapping)
+    scene = scene_or_none(pose)
+    if scene is not None:
+        for i, person in enumerate(scene.people):
+            if person.subject is not None and person.subject >= len(subjects):
+                raise gr.Error(f"Person {i + 1} is bound to subject {person.subject + 1}, "
+                               f"which has no image. Upload one or unassign the person.")
+    return GenerationRequest(
+        prompt=prompt,
+        subjects=[s.image for s in subjects],
+        subject_names=[s.name for s in subjects],
+        pose=scene.to_openpose() if scene is not None and scene.people else None,
+        height=settings.height, width=settings.width,
+        num_inference_steps=settings.steps, guidance_scale=settings.guidance,
+        seed=settings.seed, binding_strength=settings.binding_strength,
+    )
+
+
+class Generator:
+    """Runs requests on the engine service and stores result PNGs with their recipes.
+
+    Args:
+        service: the engine service (``info()``, ``generate(request, progress, cancel)``).
+        gpu: optional wrapper for the engine call (``spaces.GPU(...)`` on ZeroGPU).
+    """
+
+    def __init__(self, service, gpu=None) -> None:
+        self.service = service
+        self._run = gpu(self._generate) if gpu is not None else self._generate
+        self._folder = tempfile.TemporaryDirectory(prefix="astra-results-")
+
+    def _generate(self, request, progress, cancel):
+        return self.service.generate(request, progress=progress, cancel=cancel)
+
+    def run(self, request: GenerationRequest, progress=None,
+            cancel: threading.Event | None = None) -> tuple[Path, Recipe]:
+        """Generate and save; engine problems become ``gr.Error`` sentences."""
+        if cancel is not None and cancel.is_set():
+            raise GenerationCancelled("Stopped before the first step.")
+        try:
+            result = self._run(request, progress, cancel)
+        except GenerationCancelled:
+            raise
+        except EngineError as err:
+            raise gr.Error(str(err)) from err
+        recipe = Recipe(
+            prompt=request.prompt, seed=result.seed, width=request.width,
+            height=request.height, num_inference_steps=request.num_inference_steps,
+            guidance_scale=request.guidance_scale, binding_strength=request.binding_strength,
+            subject_names=list(request.subject_names), pose=copy.deepcopy(request.pose),
+            engine=engine_label(result.info),
+        )
+        return self._save(result.image, recipe), recipe
+
+    def _save(self, image, recipe: Recipe) -> Path:
+        folder = Path(self._folder.name)
+        self._prune(folder)
+        return write_png(image, recipe, folder / f"astra-{recipe.seed}-{uuid.uuid4().hex[:8]}.png")
+
+    @staticmethod
+    def _prune(folder: Path) -> None:
+        cutoff = time.time() - RESULT_TTL_S
+        for old in folder.glob("*.png"):
+            if old.stat().st_mtime < cutoff:
+                old.unlink(missing_ok=True)
+
+
+def engine_label(info) -> str:
+    """Short engine description for captions and recipes."""
+    if info.kind == "real":
+        adapter = f" + {info.adapter}" if info.adapter else ""
+        return f"{info.base}{adapter} ({info.device}, {info.dtype})"
+    if info.kind == "tiny":
+        return "tiny untrained engine (noise)"
+    return "no engine"
+
+
+def gradio_progress(progress: gr.Progress):
+    """The service's ``progress(step, total)`` callback drawing Gradio's progress bar."""
+    def report(step: int, total: int) -> None:
+        progress((step, total), desc=f"Denoising {step}/{total}", unit="steps")
+    return report
