@@ -1,19 +1,23 @@
 """Overhead of ASTRA's additions over the stock diffusers FLUX forward, at the same token count.
 
-    python benchmarks/engine_overhead.py [--repeats 7] [--image 256] [--json OUT.json]
+    python benchmarks/engine_overhead.py [--repeats 7] [--image 256] [--threads 1] [--json OUT.json]
 
 A mid-size FluxTransformer2DModel (4 double + 8 single blocks, width 768 = 6 heads x 128,
 T5 width 4096, random weights, float32, CPU) runs one denoising forward on the same image
-stream of N tokens (latent + two references + a full-resolution pose map) three ways,
-interleaved so machine noise hits all alike:
+stream of N tokens (latent + two references + a full-resolution pose map) five ways, interleaved
+round by round so machine noise hits all alike:
 
-* stock   — ``transformer(...)`` on the N tokens (diffusers, nothing of ours);
-* off     — ``astra_forward`` (concatenation, EURoPE ids, slicing), DSM and binding off;
-* on      — ``astra_forward`` with DSM's per-block text offsets (hooks) and the global offset,
-            and the subject-binding attention bias (two subjects with regions).
+* stock   ``transformer(...)`` on the N tokens (diffusers, nothing of ours);
+* off     ``astra_forward`` (concatenation, EURoPE ids, slicing), DSM and binding off;
+* dsm     + DSM's per-block text offsets (forward pre-hooks) and the global offset;
+* bind    + the subject-binding attention bias only (two subjects with regions);
+* on      DSM and binding together (what a posed two-subject generation runs each step).
 
-Ratios are medians over --repeats of off/stock and on/stock. DSM's own cost is reported
-separately: it runs once per generation, not per step.
+Each call is timed by the CPU time of the calling thread (robust when other processes share
+the machine; with --threads 1 all of torch's work runs on that thread) and by wall time. A
+ratio is the median over rounds of (variant / stock) within the same round. DSM itself runs
+once per generation, not per step, and is reported separately. On a GPU the bias costs more
+than here: SDPA with a mask cannot use FlashAttention (see the report).
 """
 
 from __future__ import annotations
@@ -59,19 +63,25 @@ def trained_dsm(transformer: FluxTransformer2DModel) -> DisentangledSemanticModu
     return dsm
 
 
-def timed(fn) -> float:
-    start = time.perf_counter()
+def timed(fn) -> tuple[float, float]:
+    """(thread CPU seconds, wall seconds) of one call."""
+    cpu, wall = time.thread_time(), time.perf_counter()
     fn()
-    return time.perf_counter() - start
+    return time.thread_time() - cpu, time.perf_counter() - wall
+
+
+VARIANTS = ("stock", "off", "dsm", "bind", "on")
 
 
 @torch.no_grad()
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--repeats", type=int, default=7, help="interleaved rounds (medians over them)")
     parser.add_argument("--image", type=int, default=256, help="output side in pixels (latent = side/16 tokens)")
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (1: CPU time is exact)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
 
     side = args.image // 16
     ref = max(side * 5 // 8, 1)  # UNO: 320-px references next to a 512-px output
@@ -86,42 +96,49 @@ def main(argv: list[str] | None = None) -> dict:
 
     dsm = trained_dsm(transformer)
     vision = torch.randn(1, 2, CLIP_TOKENS, CLIP_DIM, generator=g)
-    dsm_s = statistics.median(timed(lambda: dsm(text, vision)) for _ in range(3))
+    dsm_cpu = statistics.median(timed(lambda: dsm(text, vision))[0] for _ in range(3))
     offsets = dsm(text, vision)
     modulated = text + offsets.global_offset
     left = np.zeros((side, side), dtype=bool)
     left[:, : side // 2] = True
     bias = region_attention_bias(layout, TEXT_TOKENS, {0: left, 1: ~left}, strength=1.0)
 
-    def stock():
-        transformer(hidden_states=stream, encoder_hidden_states=text, return_dict=False, **common)
+    def ours(layer_offsets, attention_bias, encoder_hidden_states):
+        with modulate_text_stream(transformer, layer_offsets):
+            astra_forward(transformer, latents, conditions=conditions, encoder_hidden_states=encoder_hidden_states,
+                          attention_bias=attention_bias, **common)
 
-    def off():
-        astra_forward(transformer, latents, conditions=conditions, encoder_hidden_states=text, **common)
-
-    def on():
-        with modulate_text_stream(transformer, offsets.layer_offsets):
-            astra_forward(transformer, latents, conditions=conditions, encoder_hidden_states=modulated,
-                          attention_bias=bias, **common)
-
-    for fn in (stock, off, on):  # warm-up
+    calls = {
+        "stock": lambda: transformer(hidden_states=stream, encoder_hidden_states=text, return_dict=False, **common),
+        "off": lambda: ours(None, None, text),
+        "dsm": lambda: ours(offsets.layer_offsets, None, modulated),
+        "bind": lambda: ours(None, bias, text),
+        "on": lambda: ours(offsets.layer_offsets, bias, modulated),
+    }
+    for fn in calls.values():  # warm-up
         fn()
-    times = {"stock": [], "off": [], "on": []}
+    cpu = {name: [] for name in VARIANTS}
+    wall = {name: [] for name in VARIANTS}
     for _ in range(args.repeats):
-        for name, fn in (("stock", stock), ("off", off), ("on", on)):
-            times[name].append(timed(fn))
-    median = {k: statistics.median(v) for k, v in times.items()}
-    ratio_off = statistics.median(o / s for o, s in zip(times["off"], times["stock"]))
-    ratio_on = statistics.median(o / s for o, s in zip(times["on"], times["stock"]))
+        for name in VARIANTS:
+            c, w = timed(calls[name])
+            cpu[name].append(c)
+            wall[name].append(w)
+
+    def ratios(times: dict) -> dict:
+        return {name: round(statistics.median(v / s for v, s in zip(times[name], times["stock"])), 4)
+                for name in VARIANTS[1:]}
+
     result = {
         "config": "4 double + 8 single blocks, width 768, float32, CPU",
         "threads": torch.get_num_threads(),
         "tokens": {"text": TEXT_TOKENS, "latent": layout.num_latent, "image_stream": layout.num_tokens},
         "repeats": args.repeats,
-        "median_s": median,
-        "ratio_off": ratio_off,
-        "ratio_on": ratio_on,
-        "dsm_once_per_generation_s": dsm_s,
+        "median_cpu_s": {k: round(statistics.median(v), 4) for k, v in cpu.items()},
+        "median_wall_s": {k: round(statistics.median(v), 4) for k, v in wall.items()},
+        "ratio_cpu": ratios(cpu),
+        "ratio_wall": ratios(wall),
+        "dsm_once_per_generation_cpu_s": round(dsm_cpu, 4),
     }
     print(json.dumps(result, indent=2))
     if args.json:

@@ -9,13 +9,18 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from engine.errors import EngineError, GenerationCancelled
+from engine.request import EngineInfo, GenerationRequest, GenerationResult
+
 _LAZY_EXPORTS = {
     "AstraPipeline": "engine.pipeline",
     "AstraPipelineOutput": "engine.pipeline",
+    "EngineConfig": "engine.service",
     "EngineService": "engine.service",
 }
 
-__all__ = sorted(_LAZY_EXPORTS)
+__all__ = sorted([*_LAZY_EXPORTS, "EngineError", "GenerationCancelled", "EngineInfo", "GenerationRequest",
+                  "GenerationResult"])
 
 
 def __getattr__(name: str) -> Any:

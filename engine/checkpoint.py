@@ -166,6 +166,38 @@ def load_adapter(path_or_repo: str | Path, *, token: str | None = None, revision
     return config, lora_state, dsm_state
 
 
+def build_dsm(config: AstraConfig, dsm_state: dict[str, torch.Tensor],
+              dtype: torch.dtype | None = None) -> DisentangledSemanticModulation | None:
+    """The adapter's DSM module with its weights (None if the adapter has none)."""
+    if not dsm_state:
+        return None
+    dsm = DisentangledSemanticModulation(config.dsm)
+    try:
+        dsm.load_state_dict(dsm_state)
+    except RuntimeError as error:  # missing/unexpected keys or shapes: another DSM version or size
+        raise EngineError(f"dsm.safetensors does not match the DSM sizes in {CONFIG_NAME} ({error}); "
+                          "download or save the adapter again.") from error
+    return dsm.to(dtype=dtype) if dtype is not None else dsm
+
+
+def check_fits(config: AstraConfig, transformer: torch.nn.Module) -> None:
+    """Raise :class:`EngineError` if the adapter's DSM was built for another base model size.
+
+    (A LoRA of the wrong size is caught when it is loaded, by ``engine.lora``.)
+    """
+    if config.dsm is None:
+        return
+    dit = transformer.config
+    blocks = dit.num_layers + dit.num_single_layers
+    inner = dit.num_attention_heads * dit.attention_head_dim
+    expected = {"num_layers": blocks, "inner_dim": inner, "text_dim": dit.joint_attention_dim}
+    wrong = {k: (getattr(config.dsm, k), v) for k, v in expected.items() if getattr(config.dsm, k) != v}
+    if wrong:
+        detail = ", ".join(f"{k} {got} (base: {want})" for k, (got, want) in wrong.items())
+        raise EngineError(f"This adapter's DSM was built for another base model ({detail}); use the base "
+                          f"it was trained on ({config.base}).")
+
+
 def _read_part(path: Path, expected: bool, read) -> dict[str, torch.Tensor]:
     if not expected:
         return {}

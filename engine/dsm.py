@@ -143,3 +143,18 @@ def _heads(x: torch.Tensor, heads: int) -> torch.Tensor:
 
 def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
+
+
+def num_parameters(config: DSMConfig) -> int:
+    """Parameters of a DSM built from ``config``, from the sizes alone (nothing is allocated).
+
+    At FLUX.1-dev size (``DSMConfig()``) this is 22,661,696: ~2.4% of a rank-512 LoRA (~0.96 B).
+    """
+    c = config
+    linear = lambda fan_in, fan_out: fan_in * fan_out + fan_out  # noqa: E731
+    return (2 * c.text_dim + linear(c.text_dim, c.dim)                    # text norm, queries
+            + 2 * c.vision_dim + 2 * linear(c.vision_dim, c.dim)          # vision norm, keys, values
+            + c.max_subjects * c.dim + linear(c.dim, c.dim)               # subject index, attention out
+            + linear(c.dim, c.text_dim)                                   # global offset
+            + linear(c.dim, c.num_layers * c.layer_rank)                  # per-layer codes
+            + c.num_layers * (c.layer_rank * c.inner_dim + c.inner_dim))  # per-layer up-projections

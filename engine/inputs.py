@@ -21,18 +21,22 @@ MAX_GUIDANCE = 30.0
 MAX_BINDING_STRENGTH = 5.0
 MIN_REFERENCE_SIDE = 16
 MAX_PROMPT_CHARS = 4000
+OUTPUT_TYPES = ("pil", "np", "pt", "latent")
 
 
 def read_pose(pose: dict | str | PoseScene | None) -> PoseScene | None:
     """The pose as a ``PoseScene`` (OpenPose JSON dict or text, or a scene), or None."""
     if pose is None or isinstance(pose, PoseScene):
         return pose
-    if not isinstance(pose, (dict, str, bytes)):
+    if not isinstance(pose, (dict, list, str, bytes)):
         raise EngineError(f"pose must be OpenPose JSON (a dict) or a pose scene, not {type(pose).__name__}.")
     try:
         return PoseScene.from_openpose(pose)
     except PoseError as exc:
         raise EngineError(f"The pose is not valid OpenPose JSON: {exc}") from exc
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:  # shapes the reader did not foresee
+        raise EngineError(f"The pose is not valid OpenPose JSON ({type(exc).__name__}: {exc}); export it again "
+                          "from the pose editor or an OpenPose tool.") from exc
 
 
 def check_prompt(prompt: Any) -> None:
@@ -98,6 +102,11 @@ def check_settings(num_inference_steps: Any, guidance_scale: Any, seed: Any, bin
                           f"got {binding_strength!r}.")
     if callback_on_step_end is not None and not callable(callback_on_step_end):
         raise EngineError("callback_on_step_end must be a function (pipe, step, timestep, callback_kwargs) -> dict.")
+
+
+def check_output_type(output_type: Any) -> None:
+    if output_type not in OUTPUT_TYPES:
+        raise EngineError(f"output_type must be one of {', '.join(OUTPUT_TYPES)}, got {output_type!r}.")
 
 
 def _is_int(value: Any) -> bool:

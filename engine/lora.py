@@ -40,6 +40,7 @@ ASTRA_TARGETS = (
     r"transformer_blocks\.\d+\.attn\.(to_q|to_k|to_v|to_out\.0|add_q_proj|add_k_proj|add_v_proj|to_add_out)"
     r"|single_transformer_blocks\.\d+\.(attn\.to_q|attn\.to_k|attn\.to_v|proj_out)"
 )
+_KEY_PREFIXES = ("transformer.", "base_model.model.")
 _METADATA_KEY = "astra_lora"  # safetensors metadata: the LoraSettings the file was saved with
 
 
@@ -157,6 +158,7 @@ def apply_lora_state(transformer: torch.nn.Module, settings: LoraSettings,
     """
     if not state:
         raise EngineError("The LoRA state dict is empty; the adapter file holds no LoRA weights.")
+    state = strip_key_prefix(state)
     _add_adapter(transformer, settings)
     try:
         result = set_peft_model_state_dict(transformer, state, adapter_name=ADAPTER_NAME)
@@ -204,6 +206,15 @@ def lora_settings(transformer: torch.nn.Module) -> LoraSettings:
 
 def count_lora_parameters(transformer: torch.nn.Module) -> int:
     return sum(p.numel() for name, p in transformer.named_parameters() if "lora_" in name)
+
+
+def strip_key_prefix(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Peft keys relative to the transformer: drops the prefix diffusers' pipeline LoRA files
+    (``transformer.``) or a saved ``PeftModel`` (``base_model.model.``) put on every key."""
+    for prefix in _KEY_PREFIXES:
+        if all(key.startswith(prefix) for key in state):
+            return {key[len(prefix):]: value for key, value in state.items()}
+    return state
 
 
 def infer_rank(state: dict[str, torch.Tensor]) -> int:

@@ -22,6 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import os
+
 import numpy as np
 import torch
 from diffusers import FluxPipeline
@@ -42,8 +44,8 @@ from engine.conditioning import (
     vision_states,
 )
 from engine.dsm import DisentangledSemanticModulation
-from engine.errors import GenerationCancelled
-from engine.transformer import astra_forward, modulate_text_stream
+from engine.errors import EngineError, GenerationCancelled
+from engine.transformer import astra_forward, dit_blocks, modulate_text_stream
 
 FLUX_DEV = "black-forest-labs/FLUX.1-dev"
 CLIP_VISION = "openai/clip-vit-large-patch14"
@@ -100,33 +102,55 @@ class AstraPipeline(FluxPipeline):
         self.settings = settings or AstraSettings()
         self.is_tiny = is_tiny
         self._interrupt = False
+        _check_dsm_fits(dsm, transformer, image_encoder)
 
     # ----------------------------------------------------------------------------- construction
 
     @classmethod
     def from_pretrained(cls, base: str = FLUX_DEV, adapter: str | None = None, *,
-                        image_encoder: str = CLIP_VISION, torch_dtype: torch.dtype = torch.bfloat16,
-                        fuse_lora: bool = False, **flux_kwargs: Any) -> AstraPipeline:
-        """Load FLUX (hub id or local folder), the CLIP vision encoder and an ASTRA adapter.
+                        image_encoder: str | None = CLIP_VISION, dtype: torch.dtype | None = None,
+                        torch_dtype: torch.dtype | None = None, fuse_lora: bool = False, token: str | None = None,
+                        adapter_revision: str | None = None, local_files_only: bool = False,
+                        **flux_kwargs: Any) -> AstraPipeline:
+        """Load FLUX (hub id or local folder), an ASTRA adapter and the CLIP vision encoder DSM reads.
+
+            pipe = AstraPipeline.from_pretrained("black-forest-labs/FLUX.1-dev", adapter="you/astra-adapter",
+                                                 dtype=torch.bfloat16).to("cuda")
 
         Args:
-            base: FLUX.1-dev hub id or a local diffusers folder.
+            base: FLUX.1-dev hub id or a local diffusers folder (gated on the hub: accept its
+                licence and set ``HF_TOKEN``).
             adapter: ASTRA adapter folder or hub repo (``astra_config.json``, LoRA, DSM), or None
                 for plain FLUX with EURoPE conditioning and no DSM.
-            image_encoder: CLIP vision model (hub id or folder) DSM reads its features from.
-            torch_dtype: weights dtype (bf16 on GPUs).
+            image_encoder: CLIP vision model (hub id or folder) for DSM's features; only loaded
+                when the adapter has a DSM.
+            dtype: weights dtype (default bf16, for GPUs); ``torch_dtype`` is the older name.
             fuse_lora: merge the LoRA into the base weights (faster; no longer removable).
-            flux_kwargs: passed to ``FluxPipeline.from_pretrained`` (``token``, ``revision``...).
+            token: hub token; default: the ``HF_TOKEN`` environment variable.
+            adapter_revision: hub branch, tag or commit of the adapter.
+            local_files_only: never touch the network (hub cache or folders only).
+            flux_kwargs: passed to ``FluxPipeline.from_pretrained`` (``revision``, ``variant``...).
         """
-        from transformers import CLIPImageProcessor, CLIPVisionModel
-
-        flux = FluxPipeline.from_pretrained(base, torch_dtype=torch_dtype, **flux_kwargs)
+        dtype = dtype or torch_dtype or torch.bfloat16
+        token = token or os.environ.get("HF_TOKEN") or None
+        hub = dict(token=token, local_files_only=local_files_only)
+        flux = _load("base model", base, lambda: FluxPipeline.from_pretrained(base, dtype=dtype, **hub, **flux_kwargs))
         components = {k: v for k, v in flux.components.items() if k not in ("image_encoder", "feature_extractor")}
         dsm, settings = None, AstraSettings()
         if adapter is not None:
-            dsm, settings = _load_adapter(adapter, components["transformer"], torch_dtype, fuse_lora)
-        vision = CLIPVisionModel.from_pretrained(image_encoder, torch_dtype=torch_dtype)
-        processor = CLIPImageProcessor.from_pretrained(image_encoder)
+            dsm, settings = _load_adapter(adapter, components["transformer"], dtype, fuse_lora,
+                                          revision=adapter_revision, **hub)
+        vision = processor = None
+        if dsm is not None:
+            if image_encoder is None:
+                raise EngineError("This adapter has a DSM, which needs a CLIP vision encoder; pass image_encoder= "
+                                  f"(e.g. {CLIP_VISION!r} or a local folder).")
+            from transformers import CLIPImageProcessor, CLIPVisionModel
+
+            vision = _load("CLIP vision encoder", image_encoder, lambda: CLIPVisionModel.from_pretrained(
+                image_encoder, dtype=dtype, **hub))
+            processor = _load("CLIP image processor", image_encoder,
+                              lambda: CLIPImageProcessor.from_pretrained(image_encoder, **hub))
         return cls(**components, image_encoder=vision, feature_extractor=processor, dsm=dsm, settings=settings)
 
     @classmethod
@@ -163,7 +187,7 @@ class AstraPipeline(FluxPipeline):
     def check_inputs(self, prompt: str, subjects: list, subject_names: list[str | None] | None,
                      pose: dict | PoseScene | None, height: int, width: int, num_inference_steps: int,
                      guidance_scale: float, seed: int, binding_strength: float,
-                     callback_on_step_end: StepCallback | None = None) -> None:
+                     callback_on_step_end: StepCallback | None = None, output_type: str = "pil") -> None:
         """Validate everything before any model runs; raises ``EngineError`` saying what to fix."""
         inputs.check_prompt(prompt)
         inputs.check_size(height, width, self.token_px * self.settings.pose_scale if pose is not None
@@ -171,6 +195,7 @@ class AstraPipeline(FluxPipeline):
         inputs.check_subjects(subjects, subject_names, self.max_subjects)
         inputs.check_pose_subjects(inputs.read_pose(pose), len(subjects))
         inputs.check_settings(num_inference_steps, guidance_scale, seed, binding_strength, callback_on_step_end)
+        inputs.check_output_type(output_type)
 
     # ----------------------------------------------------------------------------- generation
 
@@ -198,13 +223,13 @@ class AstraPipeline(FluxPipeline):
             callback_on_step_end: ``f(pipe, step, timestep, callback_kwargs) -> dict`` after each
                 step; ``callback_kwargs`` holds ``latents``; returning ``{"latents": ...}``
                 replaces them. Set ``pipe.interrupt = True`` to cancel.
-            output_type: ``"pil"``, ``"np"`` or ``"latent"``.
+            output_type: ``"pil"``, ``"np"``, ``"pt"`` or ``"latent"`` (packed latent tokens).
         """
         subjects = [] if subjects is None else subjects
         subject_names = subject_names or None  # an empty list means "no names"
         self.check_inputs(prompt, subjects, subject_names, pose, height, width, num_inference_steps,
-                          guidance_scale, seed, binding_strength, callback_on_step_end)
-        subjects = list(subjects)
+                          guidance_scale, seed, binding_strength, callback_on_step_end, output_type)
+        subjects = [image.convert("RGB") for image in subjects]  # RGBA, L, P, CMYK... all encode as RGB
         self._interrupt = False
         device, dtype = self._execution_device, self.transformer.dtype
         latent_hw = (height // self.token_px, width // self.token_px)
@@ -231,19 +256,23 @@ class AstraPipeline(FluxPipeline):
         guidance = (torch.full((1,), float(guidance_scale), device=device, dtype=torch.float32)
                     if self.transformer.config.guidance_embeds else None)
 
-        with modulate_text_stream(self.transformer, layer_offsets):
+        # As stock FLUX: a fixed begin index avoids a device-to-host sync per step (and helps compile).
+        self.scheduler.set_begin_index(0)
+        with modulate_text_stream(self.transformer, layer_offsets), self.progress_bar(total=len(timesteps)) as bar:
             for step, t in enumerate(timesteps):
                 if self.interrupt:
                     raise GenerationCancelled()
                 self._current_timestep = t
-                velocity = astra_forward(
-                    self.transformer, latents, conditions=tokens, encoder_hidden_states=prompt_embeds,
-                    pooled_projections=pooled, timestep=t.expand(1).to(latents.dtype) / 1000,
-                    img_ids=img_ids, txt_ids=txt_ids, guidance=guidance, attention_bias=bias)
+                with self.transformer.cache_context("cond"):
+                    velocity = astra_forward(
+                        self.transformer, latents, conditions=tokens, encoder_hidden_states=prompt_embeds,
+                        pooled_projections=pooled, timestep=t.expand(1).to(latents.dtype) / 1000,
+                        img_ids=img_ids, txt_ids=txt_ids, guidance=guidance, attention_bias=bias)
                 latents = self.scheduler.step(velocity, t, latents, return_dict=False)[0]
                 if callback_on_step_end is not None:
                     outputs = callback_on_step_end(self, step, t, {"latents": latents}) or {}
                     latents = outputs.pop("latents", latents)
+                bar.update()
         self._current_timestep = None
         if self.interrupt:
             raise GenerationCancelled()
@@ -291,7 +320,8 @@ class AstraPipeline(FluxPipeline):
                              config.get("max_image_seq_len", 4096), config.get("base_shift", 0.5),
                              config.get("max_shift", 1.15))
         sigmas = np.linspace(1.0, 1 / num_inference_steps, num_inference_steps)
-        self.scheduler.set_begin_index(0)
+        if config.get("use_flow_sigmas", False):
+            sigmas = None
         timesteps, _ = retrieve_timesteps(self.scheduler, num_inference_steps, device, sigmas=sigmas, mu=mu)
         self._num_timesteps = len(timesteps)
         return timesteps
@@ -305,17 +335,17 @@ class AstraPipeline(FluxPipeline):
         return self.image_processor.postprocess(image, output_type=output_type)
 
 
-def _load_adapter(adapter: str, transformer, torch_dtype: torch.dtype,
-                  fuse_lora: bool) -> tuple[DisentangledSemanticModulation | None, AstraSettings]:
-    """Apply an ASTRA adapter's LoRA to ``transformer`` and build its DSM.
-
-    Call site for ``engine.checkpoint.load_adapter`` (config, LoRA and DSM state) and
-    ``engine.lora`` (peft), written by the checkpoint/LoRA owner.
-    """
+def _load_adapter(adapter: str, transformer, dtype: torch.dtype, fuse_lora: bool, *,
+                  token: str | None = None, revision: str | None = None, local_files_only: bool = False,
+                  ) -> tuple[DisentangledSemanticModulation | None, AstraSettings]:
+    """Apply an ASTRA adapter's LoRA to ``transformer`` and build its DSM (``engine.checkpoint``
+    reads the folder or hub repo, ``engine.lora`` applies the peft LoRA)."""
     from engine.checkpoint import load_adapter
-    from engine.lora import apply_lora_state, fuse_lora as fuse
+    from engine.lora import apply_lora_state
+    from engine.lora import fuse_lora as fuse
 
-    config, lora_state, dsm_state = load_adapter(adapter)
+    config, lora_state, dsm_state = load_adapter(adapter, token=token, revision=revision,
+                                                 local_files_only=local_files_only)
     if lora_state:
         apply_lora_state(transformer, config.lora, lora_state)
         if fuse_lora:
@@ -323,7 +353,42 @@ def _load_adapter(adapter: str, transformer, torch_dtype: torch.dtype,
     dsm = None
     if dsm_state:
         dsm = DisentangledSemanticModulation(config.dsm)
-        dsm.load_state_dict(dsm_state)
-        dsm.to(dtype=torch_dtype)
+        try:
+            dsm.load_state_dict(dsm_state)
+        except RuntimeError as error:
+            raise EngineError(f"The DSM weights of {adapter} do not match its astra_config.json ({error}); "
+                              "save or download the adapter again.") from error
+        dsm.to(device=transformer.device, dtype=dtype).eval()
     return dsm, config.settings
 
+
+def _load(what: str, source: str, load: Callable[[], Any]) -> Any:
+    """Run a hub/folder load; failures become one EngineError that says what to do."""
+    try:
+        return load()
+    except EngineError:
+        raise
+    except Exception as error:  # hub, network, disk and format errors share no base class
+        text = f"{type(error).__name__}: {error}"
+        hint = "check the hub id or folder path"
+        if "gated" in text.lower() or "401" in text or "403" in text:
+            hint = "accept the model's licence on huggingface.co and set HF_TOKEN"
+        elif "offline" in text.lower() or "connect" in text.lower() or "local_files_only" in text:
+            hint = "download it first (`hf download ID --local-dir DIR`) and pass the folder"
+        raise EngineError(f"Could not load the {what} from {source!r}; {hint}. ({text.splitlines()[0][:300]})") \
+            from error
+
+
+def _check_dsm_fits(dsm: DisentangledSemanticModulation | None, transformer, image_encoder) -> None:
+    """A DSM built for another base model or vision encoder is refused at load, not mid-generation."""
+    if dsm is None:
+        return
+    c = dsm.config
+    expected = {"text_dim": transformer.config.joint_attention_dim, "inner_dim": transformer.inner_dim,
+                "num_layers": len(dit_blocks(transformer))}
+    if image_encoder is not None:
+        expected["vision_dim"] = image_encoder.config.hidden_size
+    wrong = [f"{k} {getattr(c, k)} (needs {v})" for k, v in expected.items() if getattr(c, k) != v]
+    if wrong:
+        raise EngineError(f"The DSM adapter does not fit this base model / vision encoder: {', '.join(wrong)}; "
+                          "use the base and CLIP encoder it was trained with.")

@@ -47,7 +47,8 @@ _SINGLE = {
     "proj_lora": ("proj_out",),
 }
 _BLOCKS = {"double_blocks": ("transformer_blocks", _DOUBLE), "single_blocks": ("single_transformer_blocks", _SINGLE)}
-_UNO_KEY = re.compile(r"(?:diffusion_model\.)?(double_blocks|single_blocks)\.(\d+)\.processor\.(\w+)\.(down|up)\.weight")
+_UNO_KEY = re.compile(
+    r"(?:diffusion_model\.)?(double_blocks|single_blocks)\.(\d+)\.processor\.(\w+)\.(down|up)\.weight")
 
 
 def convert_uno_state_dict(uno_state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], int]:
@@ -84,7 +85,8 @@ def convert_uno_state_dict(uno_state: dict[str, torch.Tensor]) -> tuple[dict[str
                               f"do not form a LoRA over {len(targets)} projections.")
         for target, up_part in zip(targets, up.chunk(len(targets), dim=0)):
             module = f"{prefix}.{index}.{target}"
-            peft_state[f"{module}.lora_A.weight"] = down.contiguous()  # shared down: replicated, exact
+            # The shared down is replicated (exact); cloned, since safetensors refuses aliased tensors.
+            peft_state[f"{module}.lora_A.weight"] = down.clone().contiguous()
             peft_state[f"{module}.lora_B.weight"] = up_part.contiguous()
     if len(ranks) != 1:
         raise EngineError(f"UNO LoRA layers have different ranks {sorted(ranks)}; expected one.")

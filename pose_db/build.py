@@ -1,6 +1,7 @@
 """Build the RAG-Pose index: generate the library, embed every prompt, store it in Chroma.
 
     python -m pose_db.build [--out DIR] [--seed S] [--actions a,b] [--variations N] [--chroma-url URL]
+                            [--workers N] [--no-reuse]
 
 An embedded index is built in a sibling folder and renamed into place only when complete, so a
 crash or Ctrl-C mid-build leaves the previous index answering. On a Chroma server the build
@@ -21,9 +22,13 @@ import shutil
 import sys
 import time
 from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass
 from itertools import islice
 from pathlib import Path
 
+import numpy as np
+
+from .build_pool import GateCounts, action_ids, generate_entries, pool_size
 from .embed import Embedder
 from .entry import LibraryEntry
 from .index import (IndexMissing, PoseIndex, connect, default_name, default_path, entry_from_record,
@@ -33,19 +38,46 @@ from .scene import PoseError
 log = logging.getLogger(__name__)
 
 MANIFEST_FILE = "pose_index.json"  # marks a finished embedded index folder
-_BATCH = 256
+REPORT_FILE = "build_report.json"
+_BATCH = 256  # entries per embed + insert step (the embedder sorts each step's prompts by length)
 
 
 class BuildBusy(PoseError):
     """Another build of the same index holds its lock."""
 
 
+@dataclass
+class BuildReport:
+    """What a build did and where its time went; logged, kept as `index.build_report` and, for a
+    folder, saved as ``build_report.json`` in it.
+
+    ``wait_s`` is time the embedder waited for the generator, ``embed_s`` time in the embedder,
+    ``store_s`` time writing to Chroma; ``reused`` counts prompts whose vector came from the
+    previous index (same model) instead of the model.
+    """
+
+    entries: int = 0
+    imported: int = 0
+    reused: int = 0
+    embedded: int = 0
+    workers: int = 0
+    elapsed_s: float = 0.0
+    wait_s: float = 0.0
+    embed_s: float = 0.0
+    store_s: float = 0.0
+    gate: dict | None = None
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
 def build_index(out: str | Path | None = None, *, url: str | None = None, name: str | None = None,
                 seed: int = 0, actions: list[str] | None = None, variations: int = 30,
                 specs_dir: str | Path | None = None, embedder: Embedder | None = None,
                 entries: Iterable[LibraryEntry] | None = None, keep_imported: bool = True,
-                progress: bool = True, wait: bool = False) -> PoseIndex:
-    """Build (or rebuild) the pose index and return it, opened.
+                progress: bool = True, wait: bool = False, workers: int | None = None,
+                reuse_embeddings: bool = True) -> PoseIndex:
+    """Build (or rebuild) the pose index and return it, opened (its `build_report` filled in).
 
     Args:
         out: embedded index folder (default ``ASTRA_POSE_INDEX`` or the cache folder).
@@ -57,11 +89,17 @@ def build_index(out: str | Path | None = None, *, url: str | None = None, name: 
         keep_imported: carry entries imported from real data over from the previous index.
         progress: show a progress bar (on stderr, so it lands in the app's log).
         wait: wait for a concurrent build to finish instead of raising `BuildBusy`.
+        workers: processes generating the library (default: one per core but one; 0: none).
+        reuse_embeddings: take the vector of a prompt the previous index already holds (same
+            model) instead of embedding it again: a rebuild after editing a few specs is fast.
     """
     url = resolve_url(out, url)
+    if not url:
+        check_folder(index_folder(out))  # before any model is loaded: bad input fails fast
     with build_lock(url, name, out, wait=wait):
         return _build(out, url, name, seed=seed, actions=actions, variations=variations, specs_dir=specs_dir,
-                      embedder=embedder, entries=entries, keep_imported=keep_imported, progress=progress)
+                      embedder=embedder, entries=entries, keep_imported=keep_imported, progress=progress,
+                      workers=workers, reuse_embeddings=reuse_embeddings)
 
 
 def ensure_index(path: str | Path | None = None, *, url: str | None = None, name: str | None = None,
@@ -112,23 +150,55 @@ def build_lock(url: str | None, name: str | None, out: str | Path | None, wait: 
 
 
 def fill(index: PoseIndex, entries: Iterable[LibraryEntry], embedder: Embedder, *, total: int | None = None,
-         progress: bool = True, desc: str = "Building pose index") -> int:
-    """Embed and add `entries` to `index` in batches; returns how many were added."""
+         progress: bool = True, desc: str = "Building pose index", report: BuildReport | None = None,
+         known: dict[str, np.ndarray] | None = None) -> int:
+    """Embed and add `entries` to `index` in batches; returns how many were added.
+
+    Args:
+        total: entries expected, for the progress bar and the log.
+        progress: show a tqdm bar on stderr (progress is logged at INFO either way).
+        report: times and counts are added to it.
+        known: prompt -> vector from an earlier index of the same model; those skip the model.
+    """
     from tqdm import tqdm
 
-    added, seen = 0, set()
+    report = report if report is not None else BuildReport()
+    added, seen, logged = 0, set(), 0
+    step = max(total // 10, 1) if total else 1000
     with tqdm(total=total, unit="entry", desc=desc, disable=not progress, mininterval=1.0,
               file=sys.stderr, dynamic_ncols=True) as bar:
         iterator = iter(entries)
-        while batch := list(islice(iterator, _BATCH)):
-            repeated = seen.intersection(e.id for e in batch)
+        while True:
+            tick = time.perf_counter()
+            batch = list(islice(iterator, _BATCH))
+            report.wait_s += time.perf_counter() - tick
+            if not batch:
+                break
+            repeated = seen.intersection(e.id for e in batch)  # index.add checks within the batch
             if repeated:
                 raise PoseError(f"Entry ids must be unique; repeated: {sorted(repeated)[:5]}. Give each entry its own id.")
             seen.update(e.id for e in batch)
-            index.add(batch, embedder.encode([e.prompt for e in batch]))
+            tick = time.perf_counter()
+            vectors = _vectors([e.prompt for e in batch], embedder, known, report)
+            report.embed_s += time.perf_counter() - tick
+            tick = time.perf_counter()
+            index.add(batch, vectors)
+            report.store_s += time.perf_counter() - tick
             added += len(batch)
             bar.update(len(batch))
+            if added - logged >= step:
+                logged = added
+                log.info("%s: %d%s entries", desc, added, f"/{total}" if total else "")
     return added
+
+
+def _vectors(prompts: list[str], embedder: Embedder, known: dict[str, np.ndarray] | None,
+             report: BuildReport) -> np.ndarray:
+    missing = [p for p in prompts if not known or p not in known]
+    fresh = dict(zip(missing, embedder.encode(missing))) if missing else {}
+    report.embedded += len(missing)
+    report.reused += len(prompts) - len(missing)
+    return np.stack([fresh[p] if p in fresh else known[p] for p in prompts]).astype(np.float32, copy=False)
 
 
 def recover_interrupted_swap(out: Path) -> None:
@@ -141,35 +211,85 @@ def recover_interrupted_swap(out: Path) -> None:
 def _build(out: str | Path | None, url: str | None, name: str | None, *, seed: int = 0,
            actions: list[str] | None = None, variations: int = 30, specs_dir: str | Path | None = None,
            embedder: Embedder | None = None, entries: Iterable[LibraryEntry] | None = None,
-           keep_imported: bool = True, progress: bool = True) -> PoseIndex:
+           keep_imported: bool = True, progress: bool = True, workers: int | None = None,
+           reuse_embeddings: bool = True) -> PoseIndex:
     """build_index's work, with the lock already held."""
     name = name or default_name()
     embedder = embedder or Embedder()
+    report, gate = BuildReport(), None
     if entries is None:
-        entries = _library(specs_dir=specs_dir, seed=seed, variations=variations, actions=actions)
-        total = _expected_entries(specs_dir, actions, variations)
+        ids = action_ids(specs_dir, actions)  # SpecError now, before the model loads
+        report.workers = pool_size(len(ids), workers)
+        gate = GateCounts()
+        threads = _EmbedThreads(report.workers)
+        entries = threads.around(generate_entries(ids, specs_dir=specs_dir, seed=seed, variations=variations,
+                                                  workers=report.workers, gate=gate, on_generated=threads.restore))
+        total = len(ids) * variations
     else:
         total = len(entries) if hasattr(entries, "__len__") else None
     info = {"seed": int(seed), "variations": int(variations), "actions": ",".join(actions or [])}
+    job = _Job(name, entries, total, embedder, keep_imported, progress, info, report, gate, reuse_embeddings)
     if url:
-        return _build_on_server(url, name, entries, total, embedder, keep_imported, progress, info)
-    return _build_in_folder(index_folder(out), name, entries, total, embedder, keep_imported, progress, info)
+        return _build_on_server(url, job)
+    return _build_in_folder(index_folder(out), job)
+
+
+class _EmbedThreads:
+    """Fewer torch threads while generator processes hold cores, all of them again after.
+
+    OpenMP threads spin at barriers: a torch thread pool larger than the free cores waits on
+    descheduled threads and embeds about half as fast as one thread does on a busy machine.
+    """
+
+    def __init__(self, workers: int) -> None:
+        self.workers, self.saved = workers, None
+
+    def around(self, entries: Iterator[LibraryEntry]) -> Iterator[LibraryEntry]:
+        torch = sys.modules.get("torch")
+        if torch is not None and self.workers > 0:
+            self.saved = torch.get_num_threads()
+            torch.set_num_threads(max(1, (os.cpu_count() or 1) - self.workers))
+        try:
+            yield from entries
+        finally:
+            self.restore()
+
+    def restore(self) -> None:
+        if self.saved is not None:
+            sys.modules["torch"].set_num_threads(self.saved)
+            self.saved = None
+
+
+@dataclass
+class _Job:
+    name: str
+    entries: Iterable[LibraryEntry]
+    total: int | None
+    embedder: Embedder
+    keep_imported: bool
+    progress: bool
+    info: dict
+    report: BuildReport
+    gate: GateCounts | None
+    reuse_embeddings: bool
 
 
 # -- embedded folder --------------------------------------------------------------------------
 
 
-def _build_in_folder(out: Path, name: str, entries: Iterable[LibraryEntry], total: int, embedder: Embedder,
-                     keep_imported: bool, progress: bool, info: dict) -> PoseIndex:
+def _build_in_folder(out: Path, job: _Job) -> PoseIndex:
     started = time.perf_counter()
+    previous = _previous(out, None, job)
     with staged_folder(out) as staging:
-        index = PoseIndex.create(connect(staging), model=embedder.name, dimension=embedder.dimension,
-                                 name=name, location=str(out), **info)
-        added = fill(index, entries, embedder, total=total, progress=progress)
-        added += _carry_imported(out, None, name, index, embedder) if keep_imported else 0
+        index = PoseIndex.create(connect(staging), model=job.embedder.name, dimension=job.embedder.dimension,
+                                 name=job.name, location=str(out), **job.info)
+        _fill_all(index, job, previous)
+        _finish_report(job, started, str(out))
+        (staging / REPORT_FILE).write_text(json.dumps(job.report.to_json(), indent=2) + "\n")
         publish_folder(index, staging)
-    _log_done(added, started, str(out))
-    return PoseIndex.open(out, url="", name=name)
+    done = PoseIndex.open(out, url="", name=job.name)
+    done.build_report = job.report
+    return done
 
 
 @contextlib.contextmanager
@@ -180,8 +300,7 @@ def staged_folder(out: Path, copy_current: bool = False) -> Iterator[Path]:
     Hold `build_lock` around it.
     """
     recover_interrupted_swap(out)
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MANIFEST_FILE).exists())):
-        raise PoseError(f"{out} exists and is not a pose index; choose another folder or empty it.")
+    check_folder(out)
     for stale in out.parent.glob(f".{out.name}.building-*"):  # left by a killed build; we hold the lock
         shutil.rmtree(stale, ignore_errors=True)
     staging = _sibling(out, f"building-{os.getpid()}")
@@ -193,6 +312,13 @@ def staged_folder(out: Path, copy_current: bool = False) -> Iterator[Path]:
     except BaseException:  # Ctrl-C included: the previous index stays where it was
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+def check_folder(out: Path) -> None:
+    """PoseError unless `out` is absent, empty or a finished pose index: a build never overwrites
+    a folder of something else."""
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MANIFEST_FILE).exists())):
+        raise PoseError(f"{out} exists and is not a pose index; choose another folder or empty it.")
 
 
 def publish_folder(index: PoseIndex, folder: Path) -> None:
@@ -223,69 +349,78 @@ def index_folder(out: str | Path | None) -> Path:
 # -- Chroma server ----------------------------------------------------------------------------
 
 
-def _build_on_server(url: str, name: str, entries: Iterable[LibraryEntry], total: int, embedder: Embedder,
-                     keep_imported: bool, progress: bool, info: dict) -> PoseIndex:
+def _build_on_server(url: str, job: _Job) -> PoseIndex:
     started = time.perf_counter()
     client = connect(url=url)
-    index = PoseIndex.create(client, model=embedder.name, dimension=embedder.dimension, name=name,
-                             location=f"{url} (collection {name})", **info)
+    previous = _previous(None, url, job)
+    index = PoseIndex.create(client, model=job.embedder.name, dimension=job.embedder.dimension, name=job.name,
+                             location=f"{url} (collection {job.name})", url=url, **job.info)
     try:
-        added = fill(index, entries, embedder, total=total, progress=progress)
-        added += _carry_imported(None, url, name, index, embedder) if keep_imported else 0
+        _fill_all(index, job, previous)
     except BaseException:  # readers still see the previous generation; drop our partial one
         for n in index.people_counts:
             with contextlib.suppress(Exception):
                 client.delete_collection(index._collection_name(n))
         raise
     index.publish()
-    _log_done(added, started, index.location)
+    _finish_report(job, started, index.location)
+    index.build_report = job.report
     return index
 
 
 # -- shared -----------------------------------------------------------------------------------
 
 
-def _carry_imported(path: Path | None, url: str | None, name: str, index: PoseIndex, embedder: Embedder) -> int:
-    """Copy the previous index's imported (non-synthetic) entries into `index`."""
+def _previous(path: Path | None, url: str | None, job: _Job) -> list[dict]:
+    """The previous index's records (with vectors) when they are needed: to carry imported
+    entries over, or to reuse the vectors of prompts it already embedded with the same model."""
+    if not (job.keep_imported or job.reuse_embeddings):
+        return []
+    if path is not None and not (path / MANIFEST_FILE).exists():
+        return []
     try:
-        previous = PoseIndex.open(path, url or "", name)
+        previous = PoseIndex.open(path, url or "", job.name)
     except IndexMissing:
-        return 0
+        return []
     try:
-        records = [r for r in previous.records(include_embeddings=True) if r["metadata"]["source"] != "synthetic"]
-        same_model = previous.model == index.model and previous.dimension == index.dimension
+        same_model = previous.model == job.embedder.name and previous.dimension == job.embedder.dimension
+        if not (job.keep_imported or same_model):
+            return []
+        return [r | {"same_model": same_model} for r in previous.records(include_embeddings=True)]
     finally:
         if path is not None:
             previous.close()
-    if not records:
-        return 0
-    imported = [entry_from_record(r) for r in records]
-    vectors = [r["embedding"] for r in records] if same_model else embedder.encode([e.prompt for e in imported])
-    index.add(imported, vectors)
-    log.info("Kept %d imported entries from the previous index.", len(imported))
-    return len(imported)
 
 
-def _library(**options) -> Iterator[LibraryEntry]:
-    from .library import generate_library
+def _fill_all(index: PoseIndex, job: _Job, previous: list[dict]) -> None:
+    """The new entries, then the imported ones carried over from the previous index."""
+    known = {r["prompt"]: r["embedding"] for r in previous if r["same_model"]} if job.reuse_embeddings else None
+    job.report.entries = fill(index, job.entries, job.embedder, total=job.total, progress=job.progress,
+                              report=job.report, known=known)
+    if not job.keep_imported:
+        return
+    carried = [r for r in previous if r["metadata"]["source"] != "synthetic"]
+    if carried:
+        imported = [entry_from_record(r) for r in carried]
+        known = {r["prompt"]: r["embedding"] for r in carried if r["same_model"]}
+        job.report.imported = fill(index, imported, job.embedder, progress=False, report=job.report, known=known,
+                                   desc="Keeping imported entries")
+        log.info("Kept %d imported entries from the previous index.", job.report.imported)
 
-    return generate_library(**options)
 
-
-def _expected_entries(specs_dir: str | Path | None, actions: list[str] | None, variations: int) -> int | None:
-    try:
-        from .action_spec import load_actions
-        from .library import select_actions
-
-        return len(select_actions(load_actions(specs_dir), actions)) * variations
-    except Exception:  # only the progress bar's total; the build itself reports spec errors
-        return None
-
-
-def _log_done(added: int, started: float, where: str) -> None:
-    elapsed = time.perf_counter() - started
-    log.info("Pose index ready at %s: %d entries in %.1f s (%.0f entries/s).", where, added, elapsed,
-             added / max(elapsed, 1e-9))
+def _finish_report(job: _Job, started: float, where: str) -> None:
+    report = job.report
+    report.elapsed_s = time.perf_counter() - started
+    if job.gate is not None:
+        report.gate = job.gate.to_json()
+        log.info(job.gate.summary())
+        if job.gate.short_actions:
+            log.info("Actions short of their %s entries: %s", job.info["variations"], job.gate.short_actions)
+    added = report.entries + report.imported
+    log.info("Pose index ready at %s: %d entries in %.1f s (%.0f entries/s; %d embedded, %d reused; "
+             "%.1f s embedding, %.1f s storing, %.1f s waiting for the generator).", where, added,
+             report.elapsed_s, added / max(report.elapsed_s, 1e-9), report.embedded, report.reused,
+             report.embed_s, report.store_s, report.wait_s)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -298,6 +433,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--variations", type=int, default=30, help="entries per action (default 30)")
     parser.add_argument("--specs", type=Path, default=None, help="action spec folder (default: the package's)")
     parser.add_argument("--drop-imported", action="store_true", help="do not carry imported entries over")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="processes generating the library (default: $ASTRA_BUILD_WORKERS or cores - 1)")
+    parser.add_argument("--no-reuse", action="store_true", help="embed every prompt again, even if unchanged")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     if args.out is not None and args.chroma_url:
@@ -314,7 +452,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         index = build_index(args.out, url=args.chroma_url, name=args.name, seed=args.seed, actions=actions,
                             variations=args.variations, specs_dir=args.specs,
-                            keep_imported=not args.drop_imported, progress=not args.quiet)
+                            keep_imported=not args.drop_imported, progress=not args.quiet, workers=args.workers,
+                            reuse_embeddings=not args.no_reuse)
     except KeyboardInterrupt:
         print("Interrupted: the previous index (if any) is unchanged.", file=sys.stderr)
         return 130

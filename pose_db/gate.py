@@ -44,10 +44,24 @@ class GateReport:
     kept: int = 0
     rejected: dict[str, int] = field(default_factory=lambda: {rule: 0 for rule in RULES})
     short_actions: dict[str, int] = field(default_factory=dict)  # action -> entries it got when short
+    by_action: dict[str, dict[str, int]] = field(default_factory=dict)  # action -> rule -> rejections
 
-    def summary(self) -> str:
+    def count(self, action_id: str, rule: str) -> None:
+        self.rejected[rule] += 1
+        per = self.by_action.setdefault(action_id, {})
+        per[rule] = per.get(rule, 0) + 1
+
+    def worst_actions(self, n: int = 10) -> list[tuple[str, int, dict[str, int]]]:
+        """The ``n`` actions with the most rejected candidates: (action, total, by rule)."""
+        ranked = sorted(self.by_action.items(), key=lambda kv: (-sum(kv[1].values()), kv[0]))
+        return [(a, sum(rules.values()), rules) for a, rules in ranked[:n]]
+
+    def summary(self, worst: int = 0) -> str:
         lines = [f"quality gate: {self.checked} candidates, {self.kept} kept"]
         lines += [f"  {rule:<17} rejected {n}" for rule, n in self.rejected.items()]
+        if worst:
+            lines.append(f"  most rejected actions (of {len(self.by_action)} with any rejection):")
+            lines += [f"    {a:<28} {total:3d}  {rules}" for a, total, rules in self.worst_actions(worst)]
         if self.short_actions:
             lines.append(f"  actions short of their target: {self.short_actions}")
         return "\n".join(lines)
@@ -75,7 +89,7 @@ class QualityGate:
         self.report.checked += 1
         rule = self.first_failure(staged, scene, framing) or self._duplicate(action_id, scene)
         if rule:
-            self.report.rejected[rule] += 1
+            self.report.count(action_id, rule)
             return rule
         self._kept[action_id].append(scene)
         self.report.kept += 1
@@ -142,13 +156,21 @@ def _oks_batch(a_xy: np.ndarray, a_vis: np.ndarray, b_xy: np.ndarray, b_vis: np.
     has_sigma = ~np.isnan(_SIGMAS)
     either = (a_vis[None] | b_vis) & has_sigma
     both = a_vis[None] & b_vis & either
-    area = (_box_area(a_xy, a_vis) + np.array([_box_area(x, v) for x, v in zip(b_xy, b_vis)])) / 2
+    area = (_box_area(a_xy, a_vis) + _box_areas(b_xy, b_vis)) / 2
     area = np.maximum(area, 1.0)
     d2 = ((a_xy[None] - b_xy) ** 2).sum(axis=2)
     k2 = (2 * np.nan_to_num(_SIGMAS)) ** 2
     sim = np.where(both, np.exp(-d2 / (2 * area[:, None] * np.maximum(k2, 1e-12))), 0.0)
     counts = either.sum(axis=1)
     return np.where(counts > 0, (sim * either).sum(axis=1) / np.maximum(counts, 1), 0.0)
+
+
+def _box_areas(xy: np.ndarray, vis: np.ndarray) -> np.ndarray:
+    """``_box_area`` of K people at once: (K, 18, 2), (K, 18) -> (K,)."""
+    lo = np.where(vis[..., None], xy, np.inf).min(axis=1)
+    hi = np.where(vis[..., None], xy, -np.inf).max(axis=1)
+    span = np.where(vis.any(axis=1)[:, None], hi - lo, 0.0)
+    return span[:, 0] * span[:, 1]
 
 
 def _box_area(xy: np.ndarray, vis: np.ndarray) -> float:

@@ -110,11 +110,14 @@ class PoseIndex:
         client: a Chroma client (`connect`).
         name: the library's name on that client (several libraries can share a server).
         manifest: the generation this object reads and writes (see the module docstring).
-        location: where it lives, for messages.
+        location: where it lives, for messages (the folder of an embedded index).
+        url: the Chroma server's URL, None for an embedded index.
     """
 
-    def __init__(self, client: Any, name: str, manifest: dict, location: str) -> None:
+    def __init__(self, client: Any, name: str, manifest: dict, location: str, url: str | None = None) -> None:
         self.client = client
+        self.url = url or None
+        self.build_report = None  # set by the build that made it (`build.BuildReport`)
         self.name = name
         self.manifest = dict(manifest)
         self.location = location
@@ -140,11 +143,11 @@ class PoseIndex:
             if not path.is_dir():
                 raise IndexMissing(f"No pose index at {path}: build it with `python -m pose_db.build --out {path}`.")
         client = connect(path, url)
-        return cls(client, name, read_manifest(client, name, location), location)
+        return cls(client, name, read_manifest(client, name, location), location, url)
 
     @classmethod
     def create(cls, client: Any, *, model: str, dimension: int, name: str | None = None,
-               location: str = "", **info: str | int) -> PoseIndex:
+               location: str = "", url: str | None = None, **info: str | int) -> PoseIndex:
         """A new, empty, unpublished generation; `add` entries, then `publish` to make it live.
 
         `info` (seed, actions, ...) is recorded in the manifest.
@@ -152,9 +155,14 @@ class PoseIndex:
         stamp = time.strftime("%Y%m%d%H%M%S", time.gmtime())
         manifest = {"format": FORMAT_VERSION, "generation": f"g{stamp}{uuid.uuid4().hex[:6]}", "model": model,
                     "dimension": int(dimension), "people": "", **info}
-        return cls(client, name or default_name(), manifest, location)
+        return cls(client, name or default_name(), manifest, location, url)
 
     # -- reading --------------------------------------------------------------------------------
+
+    @property
+    def path(self) -> Path | None:
+        """The embedded index's folder, or None for an index on a Chroma server."""
+        return None if self.url or not self.location else Path(self.location)
 
     @property
     def dimension(self) -> int:

@@ -150,6 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variations", type=int, default=30)
     parser.add_argument("--action", action="append", help="only this action id (repeatable)")
     parser.add_argument("--explain", metavar="ACTION", help="say why the gate rejects candidates of an action")
+    parser.add_argument("--worst", type=int, default=15, metavar="N",
+                        help="with --stats: list the N actions whose candidates the gate rejected most")
     args = parser.parse_args(argv)
     try:
         if args.explain:
@@ -191,8 +193,8 @@ def main(argv: list[str] | None = None) -> int:
         if out:
             out.close()
     elapsed = time.perf_counter() - start
-    print(f"{n} entries in {elapsed:.1f} s; by people: {dict(sorted(people.items()))}")
-    print(gate.report.summary())
+    print(f"{n} entries in {elapsed:.1f} s ({n / max(elapsed, 1e-9):.0f} entries/s); by people: {dict(sorted(people.items()))}")
+    print(gate.report.summary(worst=args.worst))
     return 0
 
 

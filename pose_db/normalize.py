@@ -34,6 +34,9 @@ DETERMINERS = frozenset(
 _CLAUSE_SPLIT = re.compile(r"[,;:|!?()\[\]{}\n]|\.(?!\d)|\s-{1,2}\s|\s—\s")
 _TOKEN = re.compile(r"[a-z0-9&]+(?:['/.-][a-z0-9&]+)*")
 _PROMPT_WEIGHT = re.compile(r"\(([^():]+):\s*[\d.]+\)")  # "(smiling:1.2)" -> "smiling"
+_NAME_LIST = re.compile(r"\b[A-Z][a-z]+(?:(?:\s*,\s*|,?\s+(?:and|&)\s+)[A-Z][a-z]+)+\b")
+_NAME_BEFORE_VERB = re.compile(r"\b([A-Z][a-z]+)(?='s\b|\s+[a-z]+ing\b)")
+_COUNT_WORDS = {1: "a person", 2: "two people", 3: "three people", 4: "four people", 5: "five people"}
 
 
 @runtime_checkable
@@ -99,6 +102,7 @@ class NormalizeVocab:
     two_person_hints: frozenset[tuple[str, ...]]
     pose_words: frozenset[str]
     stopwords: frozenset[str]
+    views: dict[str, frozenset[tuple[str, ...]]]
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> NormalizeVocab:
@@ -128,6 +132,7 @@ class NormalizeVocab:
             two_person_hints=_phrases(data["two_person_hints"]),
             pose_words=frozenset(data["pose_words"]),
             stopwords=frozenset(data["stopwords"]),
+            views={view: _phrases(words) for view, words in data.get("views", {}).items()},
         )
 
 
@@ -165,9 +170,16 @@ class RuleNormalizer:
     def __init__(self, vocab: NormalizeVocab | None = None) -> None:
         self.vocab = vocab or default_vocab()
 
-    def normalize(self, prompt: str) -> str:
-        """The canonical query of `prompt` (lower case, clauses joined by ", ")."""
-        text = _PROMPT_WEIGHT.sub(r"\1", str(prompt).lower())
+    def normalize(self, prompt: str, names: list[str] | None = None) -> str:
+        """The canonical query of `prompt` (lower case, clauses joined by ", ").
+
+        Args:
+            prompt: the user's prompt.
+            names: the subjects' names when the caller knows them (the studio does); names are
+                also guessed from the prompt ("Mia and Leo shaking hands"). Either way they become
+                "person"/"two people": the library describes people, not who they are.
+        """
+        text = _PROMPT_WEIGHT.sub(r"\1", replace_names(str(prompt), names, self.vocab).lower())
         for pattern in self.vocab.drop_patterns:
             text = pattern.sub(" ", text)
         clauses = [self._strip_clause(c) for c in _CLAUSE_SPLIT.split(text)]
@@ -280,6 +292,51 @@ class RuleNormalizer:
         if any(t in self.vocab.group_nouns for t in tokens):
             return True
         return any(match_at(tokens, i, self.vocab.keep, longest=5) for i in range(len(tokens)))
+
+
+def requested_view(prompt: str, vocab: NormalizeVocab | None = None) -> str | None:
+    """The camera view a prompt asks for ("side view" -> "side"), or None when it names none.
+
+    The first view named wins: "from behind, low angle" asks for "back".
+    """
+    vocab = vocab or default_vocab()
+    tokens = tokenize(prompt.replace("-", " - ").replace(" - ", "-"))
+    for i in range(len(tokens)):
+        for view, phrases in vocab.views.items():
+            if match_at(tokens, i, phrases, longest=4):
+                return view
+    return None
+
+
+def replace_names(prompt: str, names: list[str] | None = None, vocab: NormalizeVocab | None = None) -> str:
+    """`prompt` with subject names replaced by people nouns: "Mia and Leo hugging" -> "two people hugging".
+
+    Names are the caller's `names` (any case) and capitalised words that read as names: a list
+    joined by "and" ("Mia, Leo and Sam") or a capitalised word before a verb in -ing or a
+    possessive ("Mia waving", "Leo's arm"). Words the vocabulary knows ("Portrait", "Two") are
+    never names.
+    """
+    vocab = vocab or default_vocab()
+    known = vocab.stopwords | vocab.pose_words | vocab.group_nouns.keys() | DETERMINERS
+
+    def is_name(word: str) -> bool:
+        low = word.lower()
+        return not (low in known or (low,) in vocab.drop or (low,) in vocab.person_singular
+                    or (low,) in vocab.person_plural or (low,) in vocab.number_words or (low,) in vocab.lead_ins
+                    or (low,) in vocab.keep or (low,) in vocab.scenery_nouns or (low,) in vocab.clothing_nouns)
+
+    for name in sorted({n.strip() for n in names or [] if n and n.strip()}, key=len, reverse=True):
+        prompt = re.sub(rf"(?i)\b{re.escape(name)}\b", "Someone", prompt)  # placeholder, counted below
+
+    def listed(match: re.Match) -> str:
+        words = re.findall(r"[A-Z][a-z]+", match.group(0))
+        if not all(is_name(w) or w == "Someone" for w in words):
+            return match.group(0)
+        return _COUNT_WORDS.get(len(words), f"{len(words)} people")
+
+    prompt = _NAME_LIST.sub(listed, prompt)
+    prompt = _NAME_BEFORE_VERB.sub(lambda m: "a person" if is_name(m.group(1)) or m.group(1) == "Someone" else m.group(1), prompt)
+    return re.sub(r"\bSomeone\b", "a person", prompt)
 
 
 @lru_cache(maxsize=1)

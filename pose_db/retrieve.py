@@ -9,6 +9,15 @@ search; when it finds nothing it is dropped, because prompts can miscount (names
 A prompt below the gate (food, cars, landscapes) gets no skeleton, and generation then relies
 on text alone for pose, as in the paper.
 
+Ranking. Every library prompt names a subject, an environment and a camera view; a query
+usually names only the subject and the action. One entry can win on an incidental word
+("an athletic woman raising a hand", for "a woman raising both arms"), so candidates are
+ranked by their own score blended with their action's evidence: the mean of the action's best
+few candidate scores (k-NN voting). The camera view asked for ("side view", "from behind")
+is preferred; when none is asked for, views that show the body plainly (front, three-quarter)
+are preferred over back and high/low angles. Scores reported stay the raw cosine, and the gate
+applies to them.
+
 For browsing, the results are diversified: the best match stays first, then one result per
 (action, view) before any near-copy of one already shown.
 """
@@ -21,11 +30,15 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .normalize import Normalizer, RuleNormalizer
+from .normalize import Normalizer, RuleNormalizer, replace_names, requested_view
 from .people_count import count_people
 from .scene import MAX_PEOPLE, PoseError, PoseScene
 
 DEFAULT_THRESHOLD = 0.55  # the paper's gate (sigma_s), tuned there on a validation set
+# View preference. The view asked for wins; when none is asked for, views that show the body
+# and the face plainly come first (an identity-driven generator needs the face), back views last.
+DEFAULT_VIEW_TIER = {"front": 0, "three_quarter": 0, "side": 1, "high_angle": 1, "low_angle": 1, "back": 2}
+VIEW_BONUS = 0.02  # per tier, in the ranking key of the results after the first
 MAX_TOP_K = 100
 MAX_PROMPT_CHARS = 4000
 
@@ -109,6 +122,9 @@ class PoseRetriever:
         normalizer: prompt -> canonical query; default the offline `RuleNormalizer`.
         threshold: the confidence gate; hits below it are never returned.
         diversify: spread results over distinct (action, view) pairs after the best one.
+        rerank: rank by score blended with the action's evidence and the view preference
+            (see the module docstring); False ranks by raw score.
+        vote: how many of an action's best candidate scores make its evidence.
         candidates: how many hits to fetch before gating and diversifying (at least top_k).
         cache_size: canonical queries whose embedding is kept (repeated prompts skip the model).
     """
@@ -121,6 +137,8 @@ class PoseRetriever:
         threshold: float = DEFAULT_THRESHOLD,
         *,
         diversify: bool = True,
+        rerank: bool = True,
+        vote: int = 3,
         candidates: int = 48,
         cache_size: int = 512,
     ) -> None:
@@ -131,6 +149,8 @@ class PoseRetriever:
         self.normalizer = normalizer or RuleNormalizer()
         self.threshold = float(threshold)
         self.diversify = diversify
+        self.rerank = rerank
+        self.vote = max(int(vote), 1)
         self.candidates = int(candidates)
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._cache_size = int(cache_size)
@@ -159,7 +179,8 @@ class PoseRetriever:
         if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or not 1 <= top_k <= MAX_TOP_K:
             raise PoseError(f"top_k must be a whole number from 1 to {MAX_TOP_K}, got {top_k!r}.")
 
-    def retrieve(self, prompt: str, people: int | None = None, top_k: int = 8) -> Retrieval:
+    def retrieve(self, prompt: str, people: int | None = None, top_k: int = 8,
+                 names: list[str] | None = None) -> Retrieval:
         """The skeletons for `prompt`: best first, all above the gate, or no match.
 
         Args:
@@ -168,17 +189,21 @@ class PoseRetriever:
                 it from the prompt (filters only while that finds a match). 0 means nobody to
                 pose: no match.
             top_k: how many results at most.
+            names: the subjects' names, when the caller knows them: they are read as people
+                ("Mia hugging Leo" is searched as "a person hugging a person").
         """
         self.check_inputs(prompt, people, top_k)
-        canonical = self.normalizer.normalize(prompt)
+        named = replace_names(prompt, names)
+        canonical = self.normalizer.normalize(named)
         if people == 0:
             return Retrieval(prompt, canonical, 0, False, [])
         vector = self.embed(canonical)
-        filter_people = int(people) if people is not None else count_people(prompt)
-        hits = self._gated(self.index.search(vector, self._pool(top_k), people=filter_people))
+        filter_people = int(people) if people is not None else count_people(named)
+        view = requested_view(named)
+        hits = self._ranked(self.index.search(vector, self._pool(top_k), people=filter_people), view)
         if not hits and people is None and filter_people is not None:
             filter_people = None  # the inferred count may be wrong; the gate still guards
-            hits = self._gated(self.index.search(vector, self._pool(top_k), people=None))
+            hits = self._ranked(self.index.search(vector, self._pool(top_k), people=None), view)
         chosen = diversified(hits, top_k) if self.diversify else hits[:top_k]
         results = [RetrievalResult.from_hit(h) for h in chosen]
         return Retrieval(prompt, canonical, filter_people, bool(results), results)
@@ -198,9 +223,43 @@ class PoseRetriever:
     def _pool(self, top_k: int) -> int:
         return max(top_k, self.candidates) if self.diversify else top_k
 
-    def _gated(self, hits: list) -> list:
+    def _ranked(self, hits: list, view: str | None) -> list:
+        """The hits above the gate, best first (reranked unless `rerank` is off)."""
         hits = sorted(hits, key=lambda h: -h.score)
+        if self.rerank:
+            hits = reranked(hits, view, self.vote, self.threshold)
         return [h for h in hits if h.score >= self.threshold]
+
+
+def view_tier(view: str, asked: str | None) -> int:
+    """0 for the preferred views, higher for worse ones (see DEFAULT_VIEW_TIER)."""
+    if asked:
+        return 0 if view == asked else 1
+    return DEFAULT_VIEW_TIER.get(view, 1)
+
+
+def reranked(hits: list, asked_view: str | None = None, vote: int = 3, threshold: float = 0.0) -> list:
+    """Hits (best score first) in ranking order; see the module docstring.
+
+    Key = half the hit's score + half its action's evidence (the mean of the action's `vote`
+    best scores, padded with the pool's lowest score so an action seen once is not trusted
+    like one seen three times) - VIEW_BONUS per view tier. The first result is then the best
+    action's entry in the most preferred view: within one action, score differences come
+    from incidental words (subject, place), not from the pose.
+    """
+    if not hits:
+        return []
+    floor = min(h.score for h in hits)
+    by_action: dict[str, list[float]] = {}
+    for h in hits:
+        by_action.setdefault(h.action, []).append(h.score)
+    evidence = {a: (sum(s[:vote]) + floor * max(vote - len(s), 0)) / vote for a, s in by_action.items()}
+    keys = {id(h): 0.5 * h.score + 0.5 * evidence[h.action] - VIEW_BONUS * view_tier(h.view, asked_view) for h in hits}
+    ordered = sorted(hits, key=lambda h: -keys[id(h)])
+    top_action = ordered[0].action
+    first = min((h for h in ordered if h.action == top_action and h.score >= threshold),
+                key=lambda h: (view_tier(h.view, asked_view), -keys[id(h)]), default=ordered[0])
+    return [first, *(h for h in ordered if h is not first)]
 
 
 def diversified(hits: list, k: int) -> list:

@@ -22,7 +22,12 @@ _ADULT_TORSO = 0.52
 # How far above the floor a joint's centre sits when that part of the body rests on it (adult,
 # metres; ankles use the profile's own ankle height).
 _REST_HEIGHT = {"pelvis": 0.09, "spine": 0.10, "neck": 0.08, "head": 0.10, "hip": 0.09, "knee": 0.05,
-                "shoulder": 0.06, "elbow": 0.04, "wrist": 0.03, "nose": 0.10, "eye": 0.10, "ear": 0.08}
+                "shoulder": 0.06, "elbow": 0.04, "wrist": 0.03, "nose": 0.03, "eye": 0.04, "ear": 0.05}
+# Metres a body part other than the supports may sink into the floor (flesh, clothes).
+_SOFT_TISSUE = 0.03
+# Settling onto several supports: the most a body tilts, and the unevenness it leaves alone.
+_SETTLE_MAX = 10.0
+_SETTLE_TOLERANCE = 0.015
 
 
 @dataclass
@@ -73,6 +78,13 @@ def stage_action(action: ActionSpec, profiles: list[BodyProfile], jitter: list[d
         new_angles.update(solution.angles)
         bodies[contact.who] = forward_kinematics(new_angles, mover.profile, root=mover.joints["pelvis"])
         misses.append(solution.miss)
+    # A person whose contacts are all their own (a foot set into a stance, a hand on the hip)
+    # is grounded again: IK may have moved a support. Others keep their place so that contacts
+    # between people stay reached.
+    touched_by_others = {c.target for c in contacts if c.target != c.who} | {c.who for c in contacts if c.target != c.who}
+    for i in {c.who for c in contacts} - touched_by_others:
+        if people[i].on is None and people[i].ground != "none":
+            bodies[i] = bodies[i].moved(np.array([0.0, -_drop(people[i], bodies[i]), 0.0]))
     return StagedAction(bodies=bodies, people=people, contact_miss=misses)
 
 
@@ -102,7 +114,7 @@ def _jittered(angles: dict[str, float], jitter: dict[str, float]) -> dict[str, f
         if name.endswith("_raise"):
             limb = "arm" if "_arm_" in name else "leg"
             hi = max(min(hi, model.max_raise(limb, angles[name.replace("raise", "swing")])), value)
-        out[name] = float(np.clip(value + delta, lo, hi))
+        out[name] = float(min(max(value + delta, lo), hi))
     return out
 
 
@@ -128,11 +140,12 @@ def _place(person: PersonSpec, angles: dict[str, float], profile: BodyProfile, b
         root = carrier.landmark(person.on[1], person.offset)
         return forward_kinematics(angles, profile, root=tuple(root))
     body = forward_kinematics(angles, profile)
+    if person.ground != "none" and len(person.support) >= 2:
+        body = _settle(body, person.support)
     if person.ground == "none":
         drop = 0.0
     else:
-        joints = person.support if person.ground == "feet" and person.support else tuple(body.joints)
-        drop = min(body.joints[j][1] - rest_height(j, profile) for j in joints) - person.lift
+        drop = _drop(person, body)
     return body.moved(np.array([spacing * person.at[0], -drop, spacing * person.at[1]]))
 
 
@@ -148,3 +161,50 @@ def _mirrored_person(p: PersonSpec) -> PersonSpec:
 def _mirrored_contact(c: ContactSpec) -> ContactSpec:
     return ContactSpec(who=c.who, limb=c.limb, side="l" if c.side == "r" else "r", target=c.target,
                        point=_swap_side(c.point), offset=(-c.offset[0], c.offset[1], c.offset[2]), pole=c.pole)
+
+
+def _drop(person: PersonSpec, body: Body3D) -> float:
+    """How far to lower ``body`` so that it meets the floor the way ``person`` says."""
+    gaps = {j: body.joints[j][1] - rest_height(j, body.profile) for j in body.joints}
+    if person.ground == "feet" and person.support:
+        drop = min(gaps[j] for j in person.support)
+    elif person.support:
+        # Lying or floor sitting: the supports touch the floor, and any other part may press
+        # into it by the soft tissue a real body has (rest heights are approximations).
+        drop = min(min(gaps[j] for j in person.support), min(gaps.values()) + _SOFT_TISSUE)
+    else:
+        drop = min(gaps.values())
+    return drop - person.lift
+
+
+def _support_gaps(body: Body3D, support: tuple[str, ...]) -> np.ndarray:
+    return np.array([body.joints[j][1] - rest_height(j, body.profile) for j in support])
+
+
+def _settle(body: Body3D, support: tuple[str, ...]) -> Body3D:
+    """Tilt the whole body (``body_pitch``/``body_roll``, at most ``_SETTLE_MAX`` degrees) so
+    that all its supports meet the floor together, as a real body settles onto hands and feet.
+    Jitter and other body sizes otherwise leave a hand or a knee hovering. Gauss-Newton on a
+    finite-difference Jacobian: a few forward-kinematics calls, only when a support is off."""
+    for _ in range(2):
+        gaps = _support_gaps(body, support)
+        residual = gaps - gaps.mean()
+        if np.abs(residual).max() < _SETTLE_TOLERANCE:
+            break
+        columns = []
+        for name in ("body_pitch", "body_roll"):
+            probe = dict(body.angles)
+            probe[name] += 1.0
+            moved = _support_gaps(forward_kinematics(probe, body.profile, root=body.joints["pelvis"]), support)
+            columns.append((moved - moved.mean()) - residual)
+        step, *_ = np.linalg.lstsq(np.stack(columns, axis=1), -residual, rcond=None)
+        step = np.clip(step, -_SETTLE_MAX, _SETTLE_MAX)
+        settled = dict(body.angles)
+        settled["body_pitch"] += float(step[0])
+        settled["body_roll"] += float(step[1])
+        candidate = forward_kinematics(settled, body.profile, root=body.joints["pelvis"])
+        after = _support_gaps(candidate, support)
+        if np.ptp(after) >= np.ptp(gaps):
+            break
+        body = candidate
+    return body

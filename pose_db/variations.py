@@ -102,7 +102,7 @@ def _angle_jitter(rng: np.random.Generator, scale: float) -> dict[str, float]:
 
 def _bone_scale(rng: np.random.Generator) -> dict[str, float]:
     keys = ("torso", "hip", "shoulder", "upper_arm", "forearm", "thigh", "shin")
-    return {k: float(1 + np.clip(rng.normal(0, _BONE_SPREAD), -_BONE_CLIP, _BONE_CLIP)) for k in keys}
+    return {k: 1.0 + min(max(float(rng.normal(0, _BONE_SPREAD)), -_BONE_CLIP), _BONE_CLIP) for k in keys}
 
 
 def _weighted_views(weights: dict[str, float]) -> list[str]:

@@ -17,6 +17,7 @@ def engine_status(info, config: StudioConfig) -> str:
     else:
         text = ("**No engine** — retrieval and editing work; Generate is off. "
                 + config.weights_help)
-    if info.message:
+    # The tiny engine's message repeats the line above; a real or missing engine's says more.
+    if info.message and info.kind != "tiny":
         text += f"  \n<small>{info.message}</small>"
     return text

@@ -90,6 +90,10 @@ def _wire_assignment(studio, config: StudioConfig) -> None:
     editor.change(refresh, refresh_inputs, outputs, queue=False, **UI_ONLY)
     for component in (subjects.count, *subjects.names):
         component.change(refresh, refresh_inputs, outputs, queue=False, **UI_ONLY)
+    # Names and colours reach the canvas halos in the browser alone: no server round trip.
+    for component in (*subjects.names, *subjects.colours):
+        component.change(None, [*subjects.names, *subjects.colours], None,
+                         js=editor.subjects_js(), queue=False, **UI_ONLY)
 
     for i, dropdown in enumerate(a.dropdowns):
         dropdown.input(lambda pose, subject, i=i: assign(pose, i, subject), [editor, dropdown],

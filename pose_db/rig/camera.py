@@ -8,7 +8,7 @@ far eye and ear of a profile are hidden, and joints that leave the frame are hid
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +16,7 @@ import yaml
 
 from ..scene import Person, PoseScene
 from ..skeleton import KEYPOINT_NAMES
-from .kinematics import Body3D
+from .kinematics import Body3D, cross
 
 _VIEWS = Path(__file__).with_name("views.yaml")
 VIEW_NAMES = ("front", "three_quarter", "side", "back", "high_angle", "low_angle")
@@ -25,6 +25,7 @@ CANVAS_PORTRAIT, CANVAS_SQUARE, CANVAS_LANDSCAPE = (512, 768), (512, 512), (768,
 _ASPECT_SWITCH = 1.25
 _MARGIN = 0.07          # share of the canvas kept free on every side
 _MIN_CAMERA_HEIGHT = 0.25  # metres: a low-angle camera still stands on the floor
+_LOW_SCENE, _LOW_SCENE_ELEVATION = 0.7, 32.0  # metres (highest joint), degrees
 # A face point is seen when the face (or, for eyes and ears, that side of the head) is turned
 # towards the camera by more than this cosine.
 _NOSE_SEEN, _EYE_SEEN, _EAR_SEEN = -0.4, -0.2, -0.35
@@ -48,17 +49,22 @@ class Camera:
     focal: float = 1.0
 
     def basis(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return self._basis
+
+    @cached_property
+    def _basis(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        # Computed once per camera: every person and landmark of a scene is projected with it.
         forward = self.target - self.position
         forward = forward / np.linalg.norm(forward)
-        right = np.cross(forward, (0.0, 1.0, 0.0))
+        right = cross(forward, (0.0, 1.0, 0.0))
         if np.linalg.norm(right) < 1e-6:  # looking straight down: keep x to the right
             right = np.array([1.0, 0.0, 0.0])
         right /= np.linalg.norm(right)
-        return right, np.cross(right, forward), forward
+        return right, cross(right, forward), forward
 
     def project(self, points: np.ndarray) -> np.ndarray:
         """(n, 3) world points to (n, 2) image-plane coordinates, x right and y down."""
-        right, up, forward = self.basis()
+        right, up, forward = self._basis
         rel = np.asarray(points, dtype=float) - self.position
         depth = np.maximum(rel @ forward, 1e-3)
         return np.stack([self.focal * (rel @ right) / depth, -self.focal * (rel @ up) / depth], axis=1)
@@ -85,7 +91,12 @@ def camera_for_view(bodies: list[Body3D], view: str, side: int = 1,
     extent = float(np.linalg.norm(hi - lo))
     distance = 2.5 * extent + 2.0  # far enough that perspective stays mild
     az = np.radians(side * (spec.azimuth + jitter[0]))
-    el = np.radians(spec.elevation + jitter[1])
+    elevation = spec.elevation + jitter[1]
+    if hi[1] < _LOW_SCENE and view != "low_angle":
+        # People lying on the floor are photographed by someone standing, looking down: from
+        # eye level they would be a flat line that shows nothing of the pose.
+        elevation = max(elevation, _LOW_SCENE_ELEVATION + jitter[1])
+    el = np.radians(elevation)
     position = target + distance * np.array([np.sin(az) * np.cos(el), np.sin(el), np.cos(az) * np.cos(el)])
     position[1] = max(position[1], _MIN_CAMERA_HEIGHT)
     return Camera(position=position, target=target)

@@ -1,46 +1,25 @@
 """The studio in real Chromium: the creator's whole journey, timed and photographed.
 
 Run: pytest tests/browser/test_studio.py -s  (prints page-load and retrieve round-trip times;
-screenshots go to $STUDIO_SCREENSHOTS or a temporary folder, printed at the end).
+screenshots go to tests/browser/screenshots/ or $STUDIO_SCREENSHOTS).
 """
 
 from __future__ import annotations
 
-import os
 import statistics
 import time
 from pathlib import Path
 
 import pytest
 
+from pose_db.skeleton import KEYPOINT_INDEX, MIRROR_INDEX
+from tests.browser.test_pose_editor import EDITOR, drag, kp, screen
 from tests.ui.conftest import small_retriever, studio, studio_url, tiny_engine  # noqa: F401
 
-playwright = pytest.importorskip("playwright.sync_api")
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
 EXAMPLES = Path("assets/examples")
 TIMEOUT_MS = 30_000
 STATUS = "#retrieval-status [data-testid=markdown]"  # the text, not the progress timer over it
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)")
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture(scope="module")
-def shots(tmp_path_factory):
-    folder = Path(os.environ.get("STUDIO_SCREENSHOTS") or tmp_path_factory.mktemp("shots"))
-    folder.mkdir(parents=True, exist_ok=True)
-    yield folder
-    print(f"\nscreenshots: {folder}")
 
 
 def open_studio(chromium, url: str, width: int = 1440):
@@ -79,6 +58,10 @@ def retrieve(page, prompt: str) -> float:
     return time.perf_counter() - start
 
 
+def canvas_value(page) -> dict:
+    return page.evaluate(f"{EDITOR}.getValue()")
+
+
 def choose(page, dropdown: str, option: str) -> None:
     page.click(f"{dropdown} input")
     page.locator("[data-testid=dropdown-option]", has_text=option).first.click()
@@ -106,6 +89,31 @@ def test_creator_journey(chromium, studio_url, shots):
     thumbs.nth(1).click()
     page.wait_for_selector("#assign-1", state="visible")
     assert not page.locator("#assign-2").is_visible()
+    picked = canvas_value(page)
+
+    # Edit on the canvas: drag a wrist, undo it, mirror person 1, hide person 2's nose.
+    wrist, nose = KEYPOINT_INDEX["r_wrist"], KEYPOINT_INDEX["nose"]
+    assert kp(picked, 0, wrist)[2] and kp(picked, 1, nose)[2]
+    page.locator("#pose-editor canvas").first.scroll_into_view_if_needed()
+    start = screen(page, 0, wrist)
+    drag(page, start, (start[0] + 30, start[1] - 25))
+    page.wait_for_function(f"{EDITOR}.getValue().people[0].pose_keypoints_2d[{3 * wrist}] "
+                           f"!== {kp(picked, 0, wrist)[0]}", timeout=TIMEOUT_MS)
+    assert kp(canvas_value(page), 0, wrist)[1] < kp(picked, 0, wrist)[1] - 5
+    page.keyboard.press("Control+z")
+    assert canvas_value(page)["people"] == picked["people"]
+    page.mouse.click(*screen(page, 0, wrist))
+    page.click("#pose-editor [data-action=mirror]")
+    page.mouse.click(*screen(page, 1, nose))
+    page.click("#pose-editor [data-action=toggleJoint]")
+    edited = canvas_value(page)
+    assert kp(edited, 1, nose) == [0, 0, 0]
+    xs = [kp(picked, 0, j)[0] for j in range(18) if kp(picked, 0, j)[2]]
+    axis = (min(xs) + max(xs)) / 2
+    for j in range(18):
+        if kp(picked, 0, MIRROR_INDEX[j])[2]:
+            assert kp(edited, 0, j)[0] == pytest.approx(2 * axis - kp(picked, 0, MIRROR_INDEX[j])[0],
+                                                        abs=0.05)
 
     # Bind person 1 → Leo and person 2 → Mia (the reverse of the automatic order).
     choose(page, "#assign-0", "Leo")
@@ -130,6 +138,10 @@ def test_creator_journey(chromium, studio_url, shots):
 
     recipe = read_recipe(download.value.path())
     assert [p.get("subject") for p in recipe.pose["people"]] == [1, 0]
+    # ... and carries the canvas edits: the mirror and the hidden nose reached the engine.
+    assert kp(recipe.pose, 1, nose) == [0, 0, 0]
+    assert recipe.pose["people"][0]["pose_keypoints_2d"] == pytest.approx(
+        edited["people"][0]["pose_keypoints_2d"], abs=0.05)
     assert recipe.subject_names == ["Mia", "Leo"]
 
     # Another visitor sees neither these subjects nor these results.

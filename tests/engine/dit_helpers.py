@@ -1,7 +1,13 @@
-"""A tiny FLUX DiT and one fixed input for LoRA / converter tests (random weights, CPU, ms)."""
+"""A tiny FLUX DiT and one fixed input for LoRA / converter tests (random weights, CPU, ms).
+
+Also ``one_cpu_thread``: import it into a test module to run that module with one intra-op
+thread. Tiny tensors gain nothing from threads, and on a busy CI box OpenMP's barrier spinning
+made the tiny pipeline 20-40x slower with 2 threads than with 1.
+"""
 
 from __future__ import annotations
 
+import pytest
 import torch
 from diffusers import FluxTransformer2DModel
 
@@ -16,6 +22,14 @@ def tiny_transformer(seed: int = 0, num_layers: int = 1, num_single_layers: int 
         attention_head_dim=HEAD_DIM, num_attention_heads=HEADS, joint_attention_dim=TEXT_DIM,
         pooled_projection_dim=TEXT_DIM, guidance_embeds=True, axes_dims_rope=(4, 6, 6))
     return model.eval()
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_cpu_thread():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
 
 
 def dit_inputs(seed: int = 1, image_tokens: int = 16, text_tokens: int = 8) -> dict:

@@ -6,9 +6,10 @@ import torch
 from diffusers import FluxTransformer2DModel
 
 from engine.binding import BIAS_PER_STRENGTH, name_binding_bias
-from engine.dsm import DisentangledSemanticModulation, DSMConfig, count_parameters
+from engine.dsm import DisentangledSemanticModulation, DSMConfig, count_parameters, num_parameters
 from engine.europe import position_ids
 from engine.transformer import astra_forward, modulate_text_stream
+from tests.engine.dit_helpers import one_cpu_thread  # noqa: F401 (autouse fixture)
 
 TEXT, LATENT_HW = 6, (3, 4)
 CONFIG = DSMConfig(text_dim=24, vision_dim=12, inner_dim=32, num_layers=4, dim=16, heads=4, layer_rank=4)
@@ -132,5 +133,11 @@ def test_parameter_count_at_flux_size():
                 + c.dim * c.text_dim + c.text_dim                      # global offset
                 + c.dim * c.num_layers * c.layer_rank + c.num_layers * c.layer_rank
                 + c.num_layers * (c.layer_rank * c.inner_dim + c.inner_dim))
-    assert count_parameters(dsm) == expected
-    assert 15e6 < expected < 30e6  # ~2% of a rank-512 LoRA (~0.96 B)
+    assert count_parameters(dsm) == expected == num_parameters(c) == 22_661_696
+    assert all(p.is_meta for p in dsm.parameters())  # counted without allocating FLUX-size weights
+
+
+@pytest.mark.parametrize("config", [CONFIG, DSMConfig(text_dim=40, vision_dim=8, inner_dim=24, num_layers=3, dim=12,
+                                                      heads=3, layer_rank=5, max_subjects=2)])
+def test_parameter_count_from_config_matches_the_module(config):
+    assert num_parameters(config) == count_parameters(DisentangledSemanticModulation(config))

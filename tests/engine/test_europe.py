@@ -70,3 +70,16 @@ def test_stream_layout_counts_and_slices():
     assert layout.ref_slices == [slice(15, 23), slice(23, 26)]
     assert layout.num_tokens == 15 + 8 + 3 + 15
     assert layout.position_ids().shape == (layout.num_tokens, 3)
+
+
+def test_engine_package_and_request_types_import_without_torch():
+    """The torch-free UI imports ``engine`` and ``engine.request``; torch must load only on demand."""
+    import subprocess
+    import sys
+
+    code = ("import sys, engine, engine.request; from engine import EngineError, GenerationRequest; "
+            "assert 'torch' not in sys.modules, 'torch was imported'")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+    import engine
+
+    assert engine.AstraPipeline.__name__ == "AstraPipeline"  # the lazy export resolves

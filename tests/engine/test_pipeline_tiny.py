@@ -4,10 +4,18 @@ import copy
 
 import numpy as np
 import pytest
+import torch
+from diffusers import FluxPipeline
 from PIL import Image
 
 from engine import AstraPipeline
+from engine.checkpoint import AstraConfig, save_adapter
+from engine.dsm import DisentangledSemanticModulation, DSMConfig
 from engine.errors import EngineError, GenerationCancelled
+from engine.lora import add_lora
+from tests.engine.dit_helpers import one_cpu_thread, randomise_lora  # noqa: F401 (autouse fixture)
+
+FLUX_PARTS = ("scheduler", "vae", "text_encoder", "tokenizer", "text_encoder_2", "tokenizer_2", "transformer")
 
 STEPS = 3
 
@@ -161,6 +169,7 @@ BAD = [
     (dict(pose=42), "OpenPose JSON"),
     (dict(subjects=[_image(1)], pose=_pose()), "only 1 subject"),
     (dict(callback_on_step_end="stop"), "function"),
+    (dict(output_type="bogus"), "output_type"),
 ]
 
 
@@ -190,3 +199,87 @@ def test_pose_scene_objects_and_other_canvas_sizes_are_fitted(pipe):
 
     big = fit_scene(PoseScene.from_openpose(_pose()), 512, 512).to_openpose()
     assert not _differ(as_json, _run(pipe, pose=big, **wide))  # only the layout matters, not the canvas
+
+
+# ----------------------------------------------------------------------------- parity with stock FLUX
+
+def _timesteps_of(p, **kw):
+    seen = []
+    p(callback_on_step_end=lambda _p, step, t, _kw: seen.append(float(t)) or {}, **kw)
+    return seen
+
+
+def test_text_only_generation_equals_stock_flux_pipeline(pipe):
+    """No references, no pose: the same seed gives stock FluxPipeline's latent and timesteps."""
+    flux = FluxPipeline(**{name: getattr(pipe, name) for name in FLUX_PARTS})
+    flux.set_progress_bar_config(disable=True)
+    kw = dict(prompt="a quiet street at dawn", height=64, width=96, num_inference_steps=4, guidance_scale=3.5,
+              output_type="latent")
+    stock_t, ours_t = [], []
+    stock = flux(generator=torch.Generator().manual_seed(7), max_sequence_length=pipe.settings.max_sequence_length,
+                 callback_on_step_end=lambda _p, i, t, k: stock_t.append(float(t)) or {}, **kw).images[0]
+    ours = pipe(seed=7, callback_on_step_end=lambda _p, i, t, k: ours_t.append(float(t)) or {}, **kw).images[0]
+    assert ours_t == stock_t
+    assert (ours - stock).abs().max().item() <= 1e-5
+
+
+def test_schedule_shift_counts_latent_tokens_only(pipe):
+    """References and pose tokens lengthen the stream but must not change FLUX's resolution shift."""
+    kw = dict(prompt="two people", num_inference_steps=4, output_type="latent")
+    plain = _timesteps_of(pipe, height=64, width=96, **kw)
+    conditioned = _timesteps_of(pipe, subjects=SUBJECTS, pose=_pose(), height=64, width=96, **kw)
+    assert conditioned == plain
+    assert _timesteps_of(pipe, height=64, width=64, **kw) != plain  # the shift does follow the canvas
+
+
+def test_rgba_and_grey_subjects_are_accepted(pipe):
+    rgba, grey = _image(4).convert("RGBA"), _image(5).convert("L")
+    assert pipe("two pets", subjects=[rgba, grey], height=64, width=64, num_inference_steps=1).images
+
+
+# ----------------------------------------------------------------------------- loading like a GPU user
+
+def test_from_pretrained_loads_local_folders_as_from_the_hub(pipe, tmp_path, monkeypatch):
+    """Base, adapter (LoRA + DSM) and CLIP encoder from folders: same output as the live modules."""
+    FluxPipeline(**{name: getattr(pipe, name) for name in FLUX_PARTS}).save_pretrained(tmp_path / "flux")
+    pipe.image_encoder.save_pretrained(tmp_path / "clip")
+    pipe.feature_extractor.save_pretrained(tmp_path / "clip")
+    adapted = copy.deepcopy(pipe.transformer)
+    add_lora(adapted, rank=4)
+    randomise_lora(adapted, std=0.05)
+    save_adapter(tmp_path / "adapter", AstraConfig(settings=pipe.settings), transformer=adapted, dsm=pipe.dsm)
+    live = copy.copy(pipe)
+    live.register_modules(transformer=adapted)
+
+    seen = {}
+    original = FluxPipeline.from_pretrained.__func__
+
+    def spy(cls, *args, **kwargs):
+        seen.update(kwargs)
+        return original(cls, *args, **kwargs)
+
+    monkeypatch.setenv("HF_TOKEN", "hf_from_env")
+    monkeypatch.setattr(FluxPipeline, "from_pretrained", classmethod(spy))
+    loaded = AstraPipeline.from_pretrained(str(tmp_path / "flux"), adapter=str(tmp_path / "adapter"),
+                                           image_encoder=str(tmp_path / "clip"),
+                                           torch_dtype=torch.float32)  # the older name, as the service passes it
+    assert seen["token"] == "hf_from_env" and seen["dtype"] == torch.float32
+    loaded.set_progress_bar_config(disable=True)
+    assert loaded.settings == pipe.settings and not loaded.is_tiny
+    kw = dict(subjects=SUBJECTS, subject_names=["Mia", "Leo"], pose=_pose())
+    expected = _run(live, **kw)
+    assert np.abs(_run(loaded, **kw) - expected).max() <= 1e-5
+    assert _differ(expected, _run(pipe, **kw))  # the LoRA really loaded
+    fused = AstraPipeline.from_pretrained(str(tmp_path / "flux"), adapter=str(tmp_path / "adapter"),
+                                          image_encoder=str(tmp_path / "clip"), dtype=torch.float32, fuse_lora=True)
+    assert np.abs(_run(fused, **kw) - expected).max() <= 1e-4
+
+
+def test_loading_problems_are_engine_errors(pipe, tmp_path):
+    with pytest.raises(EngineError, match="base model"):
+        AstraPipeline.from_pretrained(str(tmp_path / "missing"), local_files_only=True)
+    wrong = DisentangledSemanticModulation(DSMConfig(text_dim=32, vision_dim=32, inner_dim=32, num_layers=3, dim=8,
+                                                     heads=2, layer_rank=2))
+    parts = {k: v for k, v in pipe.components.items() if k != "dsm"}
+    with pytest.raises(EngineError, match="num_layers 3 \\(needs 4\\)"):
+        AstraPipeline(**parts, dsm=wrong)

@@ -6,6 +6,7 @@ from diffusers import FluxPipeline, FluxTransformer2DModel
 
 from engine.europe import StreamLayout, position_ids
 from engine.transformer import astra_forward, dit_blocks, modulate_text_stream
+from tests.engine.dit_helpers import one_cpu_thread  # noqa: F401 (autouse fixture)
 
 TEXT, LATENT_HW = 7, (4, 6)
 
@@ -74,7 +75,14 @@ def test_attention_bias_reaches_the_attention():
     blocked[..., TEXT:TEXT + layout.num_latent, TEXT + layout.num_latent:] = -30.0
     base = astra_forward(transformer, img_ids=layout.position_ids(), **x)
     same = astra_forward(transformer, img_ids=layout.position_ids(), attention_bias=zero, **x)
+    seen = []
+    handles = [block.attn.register_forward_pre_hook(
+        lambda module, args, kwargs: seen.append(kwargs.get("attention_mask") is blocked), with_kwargs=True)
+        for block in dit_blocks(transformer)]
     moved = astra_forward(transformer, img_ids=layout.position_ids(), attention_bias=blocked, **x)
+    for handle in handles:
+        handle.remove()
+    assert seen == [True] * len(dit_blocks(transformer))  # every double and single block's attention
     assert (base - same).abs().max() <= 1e-5
     assert (base - moved).abs().max() > 1e-4
 
@@ -115,3 +123,25 @@ def test_mismatched_ids_and_offsets_are_reported():
     with pytest.raises(ValueError, match="another base model"):
         with modulate_text_stream(transformer, torch.zeros(2, 1, TEXT, transformer.inner_dim)):
             pass
+
+
+def test_compiled_blocks_do_not_recompile_per_generation():
+    """The service may ``compile_repeated_blocks``: fresh hooks and offsets each generation must not
+    invalidate the compiled blocks (dynamo's eager backend: same guards, no compiler needed)."""
+    from torch._dynamo.utils import counters
+
+    transformer, x = _transformer(), _inputs()
+    ids = position_ids(LATENT_HW)
+    torch._dynamo.reset()
+    transformer.compile_repeated_blocks(backend="eager")
+    graphs = []
+    try:
+        for seed in range(3):
+            offsets = torch.randn(len(dit_blocks(transformer)), 1, TEXT, transformer.inner_dim,
+                                  generator=torch.Generator().manual_seed(seed))
+            with torch.no_grad(), modulate_text_stream(transformer, offsets):
+                astra_forward(transformer, img_ids=ids, **x)
+            graphs.append(counters["stats"]["unique_graphs"])
+    finally:
+        torch._dynamo.reset()
+    assert graphs[0] > 0 and graphs[1] == graphs[0] and graphs[2] == graphs[0]

@@ -101,6 +101,12 @@ def test_report_counts_every_rule_and_library_entries_pass_the_gate():
     assert set(report.rejected) == set(RULES)
     assert report.kept == len(entries) and report.checked == report.kept + sum(report.rejected.values())
     assert "near_duplicate" in report.summary()
+    # Per-action counts add up to the per-rule counts, and the worst actions come first.
+    for rule in RULES:
+        assert sum(per.get(rule, 0) for per in report.by_action.values()) == report.rejected[rule]
+    worst = report.worst_actions(3)
+    assert [total for _, total, _ in worst] == sorted((total for _, total, _ in worst), reverse=True)
+    assert worst[0][0] in report.summary(worst=3)
     for entry in entries:
         for p in entry.scene.people:
             assert (p.xy[p.visible] >= 0).all()

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -129,3 +131,33 @@ def test_bad_entries_are_refused_before_anything_is_written(tmp_path, minilm_emb
     with pytest.raises(PoseError, match="people"):
         build_index(tmp_path / "count", url="", entries=entries, embedder=minilm_embedder, progress=False)
     assert not (tmp_path / "dup").exists() and not (tmp_path / "count").exists()
+
+
+def test_build_and_search_attempt_no_network(tmp_path):
+    """Offline by construction: no DNS lookup or connection (Chroma telemetry, its ONNX model, the hub)."""
+    script = f"""
+import sys
+attempts = []
+def audit(event, args):
+    if event == "socket.getaddrinfo" and args[0] not in ("localhost", "127.0.0.1", "::1", None):
+        attempts.append((event, str(args[:2])))
+    elif event == "socket.connect":
+        address = args[1]
+        if isinstance(address, tuple) and address[0] not in ("127.0.0.1", "::1", "localhost"):
+            attempts.append((event, str(address)))
+sys.addaudithook(audit)
+from pose_db.build import build_index
+from pose_db.embed import Embedder
+from pose_db.stats import index_stats
+from tests.pose_db.conftest import tiny_entries
+embedder = Embedder()
+index = build_index({str(tmp_path / "idx")!r}, url="", entries=tiny_entries(), embedder=embedder, progress=False)
+assert index.search(embedder.encode(["a hug"])[0], 2, people=2)[0].action == "hug"
+assert index_stats(index.records())["entries"] == 6
+print("ATTEMPTS", attempts)
+"""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "TRANSFORMERS_", "ASTRA_"))}
+    done = subprocess.run([sys.executable, "-c", script], cwd=Path(__file__).resolve().parents[2], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "ATTEMPTS []" in done.stdout, done.stdout

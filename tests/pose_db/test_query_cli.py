@@ -104,8 +104,8 @@ def test_usage_errors(argv, capsys):
 def test_module_entry_point_on_a_built_index(request):
     """`python -m pose_db.query` in a fresh process, on the shared small library index."""
     small_index = request.getfixturevalue("small_index")
-    path = small_index if isinstance(small_index, (str, Path)) else getattr(small_index, "path", None)
-    assert path is not None, "the small_index fixture should expose the folder it was built in"
+    path = Path(small_index.location)  # an embedded index: its folder
+    assert path.is_dir(), "the small_index fixture should be an embedded index folder"
     env = {**os.environ, "ASTRA_POSE_INDEX": str(path)}
     done = subprocess.run(
         [sys.executable, "-m", "pose_db.query", "a person waving hello, 8k, bokeh", "--top-k", "2", "--json"],

@@ -135,3 +135,18 @@ def test_profiles_have_plausible_proportions_and_sizes():
     heights = {name: p.height for name, p in profiles.items()}
     assert heights["toddler"] < heights["child"] < heights["teen"] < heights["adult"] < heights["tall"]
     assert 1.6 < heights["adult"] < 1.85
+
+
+def test_people_lying_on_the_floor_are_photographed_from_above_eye_level():
+    """A lying body seen from eye level is a flat line; every view but low_angle looks down on it."""
+    lying = forward_kinematics({**neutral_angles(), "body_pitch": -90.0, "body_yaw": 90.0}, ADULT)
+    lying = lying.moved(np.array([0.0, 0.1 - lying.joints["pelvis"][1], 0.0]))
+    standing = forward_kinematics(neutral_angles(), ADULT)
+    for view in ("front", "side", "three_quarter", "back"):
+        cam = camera_for_view([lying], view)
+        elevation = np.degrees(np.arcsin((cam.position - cam.target)[1] / np.linalg.norm(cam.position - cam.target)))
+        assert elevation > 25
+        cam = camera_for_view([standing], view)
+        assert (cam.position - cam.target)[1] / np.linalg.norm(cam.position - cam.target) < np.sin(np.radians(20))
+    low = camera_for_view([lying], "low_angle")
+    assert low.position[1] < 1.0
