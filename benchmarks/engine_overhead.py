@@ -16,8 +16,9 @@ round by round so machine noise hits all alike:
 Each call is timed by the CPU time of the calling thread (robust when other processes share
 the machine; with --threads 1 all of torch's work runs on that thread) and by wall time. A
 ratio is the median over rounds of (variant / stock) within the same round. DSM itself runs
-once per generation, not per step, and is reported separately. On a GPU the bias costs more
-than here: SDPA with a mask cannot use FlashAttention (see the report).
+once per generation, not per step, and is reported separately. On a GPU the bias will cost
+more than here (not measurable on this machine): PyTorch's SDPA cannot use its FlashAttention
+kernel with an additive mask and falls back to the memory-efficient one.
 """
 
 from __future__ import annotations

@@ -9,7 +9,8 @@ encoding, references, DSM and the VAE. Medians over --runs after one warm-up run
 CPU time (all threads) is reported too: it moves less than wall time when other processes
 share the cores. Peak memory is the process's resident high-water mark (Linux VmHWM, reset before each request
 so each gets its own peak). The tiny engine's images are noise: this measures the code path and
-the service's overhead, not FLUX.
+the service's overhead (``service_over_pipeline``: median end-to-end time through the service
+over the same requests on the bare pipeline, interleaved in the same run), not FLUX.
 """
 
 from __future__ import annotations
@@ -78,6 +79,13 @@ def _requests(size: int, steps: int) -> dict[str, GenerationRequest]:
     }
 
 
+def _pipeline_args(request: GenerationRequest) -> dict:
+    return dict(prompt=request.prompt, subjects=list(request.subjects), subject_names=request.subject_names or None,
+                pose=request.pose, height=request.height, width=request.width,
+                num_inference_steps=request.num_inference_steps, guidance_scale=request.guidance_scale,
+                seed=request.seed, binding_strength=request.binding_strength)
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=5)
@@ -99,7 +107,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     results = {}
     for name, request in _requests(args.size, args.steps).items():
-        totals, cpu_times, rates, peaks = [], [], [], []
+        totals, direct_totals, cpu_times, rates, peaks = [], [], [], [], []
         for run in range(args.runs + 1):  # run 0 warms up
             stamps: list[float] = []
             request.seed = run
@@ -107,15 +115,22 @@ def main(argv: list[str] | None = None) -> dict:
             begin, cpu_begin = time.perf_counter(), time.process_time()
             service.generate(request, progress=lambda step, total: stamps.append(time.perf_counter()))
             total, cpu = time.perf_counter() - begin, time.process_time() - cpu_begin
+            peak = _peak_mb()
+            # The same request on the bare pipeline, interleaved: the service's own overhead.
+            begin = time.perf_counter()
+            service.pipe(**_pipeline_args(request))
+            direct = time.perf_counter() - begin
             if run:
                 totals.append(total)
+                direct_totals.append(direct)
                 cpu_times.append(cpu)
                 # stamps[0] is the job start; stamps[1..] follow each denoising step.
                 rates.append((len(stamps) - 2) / (stamps[-1] - stamps[1]))
-                peaks.append(_peak_mb())
+                peaks.append(peak)
         results[name] = {"median_total_s": statistics.median(totals), "median_cpu_s": statistics.median(cpu_times),
                          "median_steps_per_s": statistics.median(rates),
-                         "median_peak_rss_mb": statistics.median(peaks)}
+                         "median_peak_rss_mb": statistics.median(peaks),
+                         "service_over_pipeline": statistics.median(totals) / statistics.median(direct_totals)}
     result = {
         "engine": service.info().kind, "size": args.size, "steps": args.steps, "runs": args.runs,
         "threads": torch.get_num_threads(), "cpu": platform.processor() or platform.machine(),

@@ -18,7 +18,6 @@ import contextlib
 import json
 import logging
 import os
-import shutil
 import sys
 import time
 from collections.abc import Iterable, Iterator
@@ -30,20 +29,17 @@ import numpy as np
 
 from .build_pool import GateCounts, action_ids, generate_entries, pool_size
 from .embed import Embedder
+from .index_swap import (MANIFEST_FILE, BuildBusy, build_lock, check_folder, index_folder,  # noqa: F401
+                         publish_folder, recover_interrupted_swap, staged_folder)
 from .entry import LibraryEntry
-from .index import (IndexMissing, PoseIndex, connect, default_name, default_path, entry_from_record,
+from .index import (IndexMissing, PoseIndex, connect, default_name, entry_from_record,
                     resolve_url)
 from .scene import PoseError
 
 log = logging.getLogger(__name__)
 
-MANIFEST_FILE = "pose_index.json"  # marks a finished embedded index folder
 REPORT_FILE = "build_report.json"
 _BATCH = 256  # entries per embed + insert step (the embedder sorts each step's prompts by length)
-
-
-class BuildBusy(PoseError):
-    """Another build of the same index holds its lock."""
 
 
 @dataclass
@@ -51,7 +47,8 @@ class BuildReport:
     """What a build did and where its time went; logged, kept as `index.build_report` and, for a
     folder, saved as ``build_report.json`` in it.
 
-    ``wait_s`` is time the embedder waited for the generator, ``embed_s`` time in the embedder,
+    ``load_s`` is loading the embedding model, ``wait_s`` time the embedder waited for the
+    generator, ``embed_s`` time in the embedder,
     ``store_s`` time writing to Chroma; ``reused`` counts prompts whose vector came from the
     previous index (same model) instead of the model.
     """
@@ -62,6 +59,7 @@ class BuildReport:
     embedded: int = 0
     workers: int = 0
     elapsed_s: float = 0.0
+    load_s: float = 0.0
     wait_s: float = 0.0
     embed_s: float = 0.0
     store_s: float = 0.0
@@ -123,32 +121,6 @@ def ensure_index(path: str | Path | None = None, *, url: str | None = None, name
         return _build(path, url, name, embedder=embedder, **build_options)
 
 
-@contextlib.contextmanager
-def build_lock(url: str | None, name: str | None, out: str | Path | None, wait: bool) -> Iterator[None]:
-    """Hold the machine-wide lock of one index; `BuildBusy` (or waiting) if another build has it."""
-    import filelock
-
-    if url:
-        lock_path = default_path().parent / f".chroma-{name or default_name()}.lock"
-    else:
-        folder = index_folder(out)
-        lock_path = folder.parent / f".{folder.name}.lock"
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    lock = filelock.FileLock(str(lock_path), is_singleton=False)
-    try:
-        lock.acquire(timeout=0)
-    except filelock.Timeout:
-        if not wait:
-            raise BuildBusy(f"Another build of this pose index is running (lock {lock_path}); wait for it to "
-                            f"finish, then run yours again.") from None
-        log.info("Another process is building the pose index; waiting for it (lock %s).", lock_path)
-        lock.acquire(timeout=-1)
-    try:
-        yield
-    finally:
-        lock.release()
-
-
 def fill(index: PoseIndex, entries: Iterable[LibraryEntry], embedder: Embedder, *, total: int | None = None,
          progress: bool = True, desc: str = "Building pose index", report: BuildReport | None = None,
          known: dict[str, np.ndarray] | None = None) -> int:
@@ -201,13 +173,6 @@ def _vectors(prompts: list[str], embedder: Embedder, known: dict[str, np.ndarray
     return np.stack([fresh[p] if p in fresh else known[p] for p in prompts]).astype(np.float32, copy=False)
 
 
-def recover_interrupted_swap(out: Path) -> None:
-    """Put the previous index back if a crash hit between the two renames of a swap."""
-    previous = _sibling(out, "previous")
-    if not out.exists() and previous.is_dir():
-        os.replace(previous, out)
-
-
 def _build(out: str | Path | None, url: str | None, name: str | None, *, seed: int = 0,
            actions: list[str] | None = None, variations: int = 30, specs_dir: str | Path | None = None,
            embedder: Embedder | None = None, entries: Iterable[LibraryEntry] | None = None,
@@ -227,6 +192,9 @@ def _build(out: str | Path | None, url: str | None, name: str | None, *, seed: i
         total = len(ids) * variations
     else:
         total = len(entries) if hasattr(entries, "__len__") else None
+    tick = time.perf_counter()
+    embedder.dimension  # noqa: B018  (loads the model now, so its time is reported apart)
+    report.load_s = time.perf_counter() - tick
     info = {"seed": int(seed), "variations": int(variations), "actions": ",".join(actions or [])}
     job = _Job(name, entries, total, embedder, keep_imported, progress, info, report, gate, reuse_embeddings)
     if url:
@@ -290,60 +258,6 @@ def _build_in_folder(out: Path, job: _Job) -> PoseIndex:
     done = PoseIndex.open(out, url="", name=job.name)
     done.build_report = job.report
     return done
-
-
-@contextlib.contextmanager
-def staged_folder(out: Path, copy_current: bool = False) -> Iterator[Path]:
-    """A sibling folder to write the next version of the index `out` into (a copy of the current
-    one if asked), renamed into place when the block ends cleanly and deleted when it does not.
-
-    Hold `build_lock` around it.
-    """
-    recover_interrupted_swap(out)
-    check_folder(out)
-    for stale in out.parent.glob(f".{out.name}.building-*"):  # left by a killed build; we hold the lock
-        shutil.rmtree(stale, ignore_errors=True)
-    staging = _sibling(out, f"building-{os.getpid()}")
-    try:
-        if copy_current:
-            shutil.copytree(out, staging)
-        yield staging
-        _swap_in(staging, out)
-    except BaseException:  # Ctrl-C included: the previous index stays where it was
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-
-
-def check_folder(out: Path) -> None:
-    """PoseError unless `out` is absent, empty or a finished pose index: a build never overwrites
-    a folder of something else."""
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MANIFEST_FILE).exists())):
-        raise PoseError(f"{out} exists and is not a pose index; choose another folder or empty it.")
-
-
-def publish_folder(index: PoseIndex, folder: Path) -> None:
-    """Publish `index` (written into `folder`), mark the folder finished and release it."""
-    index.publish()
-    (folder / MANIFEST_FILE).write_text(json.dumps(index.manifest, indent=2) + "\n")
-    index.close()
-
-
-def _swap_in(staging: Path, out: Path) -> None:
-    previous = _sibling(out, "previous")
-    shutil.rmtree(previous, ignore_errors=True)
-    if out.exists():
-        os.replace(out, previous)
-    os.replace(staging, out)
-    shutil.rmtree(previous, ignore_errors=True)
-
-
-def _sibling(out: Path, suffix: str) -> Path:
-    return out.parent / f".{out.name}.{suffix}"
-
-
-def index_folder(out: str | Path | None) -> Path:
-    """The embedded index folder: `out`, else ``ASTRA_POSE_INDEX``, else the cache folder."""
-    return (Path(out).expanduser() if out is not None else default_path()).absolute()
 
 
 # -- Chroma server ----------------------------------------------------------------------------
@@ -418,9 +332,9 @@ def _finish_report(job: _Job, started: float, where: str) -> None:
             log.info("Actions short of their %s entries: %s", job.info["variations"], job.gate.short_actions)
     added = report.entries + report.imported
     log.info("Pose index ready at %s: %d entries in %.1f s (%.0f entries/s; %d embedded, %d reused; "
-             "%.1f s embedding, %.1f s storing, %.1f s waiting for the generator).", where, added,
-             report.elapsed_s, added / max(report.elapsed_s, 1e-9), report.embedded, report.reused,
-             report.embed_s, report.store_s, report.wait_s)
+             "%.1f s embedding, %.1f s storing, %.1f s waiting for the generator; model loaded in %.1f s before).",
+             where, added, report.elapsed_s, added / max(report.elapsed_s, 1e-9), report.embedded, report.reused,
+             report.embed_s, report.store_s, report.wait_s, report.load_s)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -22,7 +22,7 @@ import json
 import os
 import re
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -266,7 +266,8 @@ def import_entries(entries: Iterable[LibraryEntry], path: str | Path | None = No
 
     An embedded index is copied, updated and swapped in, so an interrupted import changes nothing.
     """
-    from .build import build_lock, fill, index_folder, publish_folder, staged_folder
+    from .build import fill
+    from .index_swap import build_lock, index_folder, publish_folder, staged_folder
     from .embed import Embedder
     from .index import PoseIndex, resolve_url
 

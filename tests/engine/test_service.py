@@ -148,7 +148,8 @@ def test_one_job_at_a_time_and_waiting_jobs_can_be_cancelled(service):
 
     first = threading.Thread(target=service.generate, args=(_request(),), kwargs=dict(progress=first_progress))
     first.start()
-    while ("first", 1) not in events:
+    deadline = time.monotonic() + 30
+    while ("first", 1) not in events and time.monotonic() < deadline:
         time.sleep(0.01)
     assert service.busy
 

@@ -48,6 +48,31 @@ def test_same_specs_and_seed_give_the_same_entries(tmp_path, minilm_embedder, sm
         index.close()
 
 
+def test_generator_processes_give_the_same_library_and_one_gate_report(tmp_path, minilm_embedder):
+    from pose_db.build_pool import GateCounts, action_ids, generate_entries
+
+    ids = action_ids(None, None)[:16]  # the smallest build that starts worker processes
+    here = GateCounts()
+    expected = [(e.id, e.prompt, e.scene.to_openpose()) for e in generate_entries(ids, variations=2, workers=0,
+                                                                                   gate=here)]
+    index = build_index(tmp_path / "index", url="", actions=ids, variations=2, embedder=minilm_embedder,
+                        progress=False, workers=2)
+    report = index.build_report
+    assert report.workers == 2 and report.entries == len(expected) == index.count()
+    assert report.gate == here.to_json() and report.gate["kept"] == len(expected)
+    assert report.gate["checked"] == report.gate["kept"] + sum(report.gate["rejected"].values())
+    stored = {r["id"]: r["prompt"] for r in index.records()}
+    assert stored == {id_: prompt for id_, prompt, _ in expected}
+    saved = json.loads((tmp_path / "index" / "build_report.json").read_text())
+    assert saved["gate"] == report.gate and saved["entries"] == report.entries
+    index.close()
+    again = build_index(tmp_path / "index", url="", actions=ids, variations=2, embedder=minilm_embedder,
+                        progress=False, workers=0)  # a rebuild reuses the vectors of unchanged prompts
+    assert again.build_report.reused == len(expected) and again.build_report.embedded == 0
+    assert {r["id"]: r["prompt"] for r in again.records()} == stored
+    again.close()
+
+
 def test_a_killed_build_leaves_the_old_index_answering(tmp_path, minilm_embedder):
     out = tmp_path / "index"
     old = build_index(out, url="", entries=tiny_entries(), embedder=minilm_embedder, progress=False)

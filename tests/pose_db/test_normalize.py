@@ -225,3 +225,48 @@ def test_llm_unavailable_model_falls_back_with_a_warning(tmp_path, caplog):
     assert llm.normalize("a man running, 8k") == "a man running"
     assert not llm.available
     assert "unavailable" in caplog.text
+
+
+# -- subject names and camera views --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("prompt", "names", "expected"),
+    [
+        ("Mia and Leo shaking hands at a train station", None, "two people shaking hands at a train station"),
+        ("Mia, Leo and Sam posing side by side", None, "three people posing side by side"),
+        ("portrait of Mia jumping", None, "portrait of a person jumping"),
+        ("Leo's arm around Mia", ["mia", "Leo"], "a person's arm around a person"),
+        ("Two Friends hugging", None, "Two Friends hugging"),  # words the vocabulary knows are not names
+        ("Running man in Paris", None, "Running man in Paris"),  # a capitalised place is left alone
+    ],
+)
+def test_subject_names_become_people(prompt, names, expected):
+    from pose_db.normalize import replace_names
+
+    assert replace_names(prompt, names) == expected
+
+
+def test_named_subjects_are_counted_and_normalised(rules):
+    from pose_db.normalize import replace_names
+
+    assert rules.normalize("Mia and Leo shaking hands, 8k") == "two people shaking hands"
+    assert rules.normalize("Mia hugging Leo", names=["Mia", "Leo"]) == "a person hugging a person"
+    assert count_people(replace_names("Mia hugging Leo", ["Mia", "Leo"])) == 2
+
+
+@pytest.mark.parametrize(
+    ("prompt", "view"),
+    [
+        ("a man running, side view", "side"),
+        ("a woman dancing, from behind, low angle", "back"),  # the first view named wins
+        ("bird's-eye view of a kid lying on the grass", "high_angle"),
+        ("front-facing shot of a man waving", "front"),
+        ("a man looking up at the sky", None),  # gaze, not a camera view
+        ("a girl waving", None),
+    ],
+)
+def test_requested_view(prompt, view):
+    from pose_db.normalize import requested_view
+
+    assert requested_view(prompt) == view

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from pose_db.retrieve import PoseRetriever, Retrieval, diversified
+from pose_db.retrieve import PoseRetriever, Retrieval, diversified, reranked
 from pose_db.scene import PoseError, PoseScene
 from tests.pose_db.poses import standing_person
 
@@ -222,3 +222,32 @@ def test_bad_threshold_is_refused(index, embedder):
     for threshold in (0, -0.1, 1.5):
         with pytest.raises(PoseError, match="threshold"):
             PoseRetriever(index, embedder, threshold=threshold)
+
+
+def test_asked_view_is_preferred_and_front_by_default(retriever):
+    assert retriever.retrieve("a woman waving hello, side view", people=1).best.view == "side"
+    assert retriever.retrieve("someone waving hello, seen from behind", people=1).best.view == "back"
+    unasked = retriever.retrieve("a child waving hello", people=1)  # the closest text is the back view
+    assert unasked.best.action == "wave" and unasked.best.view == "front"
+
+
+def test_subject_names_are_searched_as_people(retriever, index):
+    index.searches.clear()
+    r = retriever.retrieve("Mia and Leo shaking hands")
+    assert r.canonical == "two people shaking hands" and r.people == 2 and r.best.action == "handshake"
+    r = retriever.retrieve("Mia hugging Leo", names=["Mia", "Leo"])
+    assert r.people == 2 and r.best.people == 2
+
+
+def test_reranking_trusts_an_actions_evidence_over_one_lucky_entry():
+    def hit(i, score, action, view="front"):
+        return Hit(str(i), score, "", action, action, "", 1, view, "", None)
+
+    hits = [hit(0, 0.70, "stop"), hit(1, 0.69, "cheer"), hit(2, 0.68, "cheer"), hit(3, 0.67, "cheer"), hit(4, 0.50, "sit")]
+    assert reranked(hits)[0].action == "cheer"
+    assert reranked(hits[:1] + hits[4:])[0].action == "stop"  # one entry each: the score decides
+    views = [hit(0, 0.80, "wave", "back"), hit(1, 0.72, "wave", "side"), hit(2, 0.70, "wave", "front")]
+    assert reranked(views)[0].view == "front"  # no view asked: the plainest view of the best action
+    assert reranked(views, asked_view="side")[0].view == "side"
+    assert reranked(views, threshold=0.71)[0].view == "side"  # the first result passes the gate
+    assert reranked([]) == []
