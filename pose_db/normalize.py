@@ -103,6 +103,7 @@ class NormalizeVocab:
     pose_words: frozenset[str]
     stopwords: frozenset[str]
     views: dict[str, frozenset[tuple[str, ...]]]
+    person_pronouns: frozenset[str]
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> NormalizeVocab:
@@ -133,6 +134,7 @@ class NormalizeVocab:
             pose_words=frozenset(data["pose_words"]),
             stopwords=frozenset(data["stopwords"]),
             views={view: _phrases(words) for view, words in data.get("views", {}).items()},
+            person_pronouns=frozenset(data.get("person_pronouns", [])),
         )
 
 

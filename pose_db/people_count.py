@@ -59,6 +59,27 @@ def count_people(prompt: str, vocab: NormalizeVocab | None = None) -> int | None
     return count or None
 
 
+def person_evidence(prompt: str, vocab: NormalizeVocab | None = None) -> int:
+    """How plainly a prompt describes a person: 2 names one, 1 only describes a body or an action, 0 neither.
+
+    2: a person noun ("a man", "dancers"), a pronoun ("she"), a group ("a couple") or a count.
+    1: body or pose words ("handstand", "arms raised") or a verb in -ing ("waving hello").
+    0: nothing of the kind ("a spiral staircase viewed from above"). The retriever asks more
+    of the similarity score the less a prompt says about a person (`PoseRetriever.gate`).
+    """
+    vocab = vocab or default_vocab()
+    tokens = tokenize(prompt)
+    words = {bare(t) for t in tokens}
+    if count_people(prompt, vocab) or words & (vocab.person_pronouns | set(vocab.group_nouns)):
+        return 2
+    for i in range(len(tokens)):
+        if match_at(tokens, i, vocab.person_singular) or match_at(tokens, i, vocab.person_plural):
+            return 2
+    if words & vocab.pose_words or any(t.endswith("ing") and len(t) > 4 for t in tokens):
+        return 1
+    return 0
+
+
 def _number_at(tokens, i, vocab) -> tuple[int, int] | None:
     """ "three young friends" at i -> (3, index after "friends"); None if no counted people."""
     value = None

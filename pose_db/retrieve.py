@@ -7,7 +7,9 @@ The number of people filters the search: the caller's count of human subjects wh
 it, else the count the prompt describes ("three friends"). An inferred count only narrows the
 search; when it finds nothing it is dropped, because prompts can miscount (names, metaphors).
 A prompt below the gate (food, cars, landscapes) gets no skeleton, and generation then relies
-on text alone for pose, as in the paper.
+on text alone for pose, as in the paper. The gate asks a little more of prompts that name
+nobody: "a spiral staircase seen from above" shares words with "climbing the stairs, seen from
+above", so a prompt with no person in it must clear the gate plus a margin (`person_evidence`).
 
 Ranking. Every library prompt names a subject, an environment and a camera view; a query
 usually names only the subject and the action. One entry can win on an incidental word
@@ -31,7 +33,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from .normalize import Normalizer, RuleNormalizer, replace_names, requested_view
-from .people_count import count_people
+from .people_count import count_people, person_evidence
 from .scene import MAX_PEOPLE, PoseError, PoseScene
 
 DEFAULT_THRESHOLD = 0.55  # the paper's gate (sigma_s), tuned there on a validation set
@@ -126,6 +128,9 @@ class PoseRetriever:
             (see the module docstring); False ranks by raw score.
         vote: how many of an action's best candidate scores make its evidence.
         candidates: how many hits to fetch before gating and diversifying (at least top_k).
+        margins: extra score the gate asks of prompts by how plainly they describe a person
+            (`people_count.person_evidence`): {0: names no person or body, 1: only a body or an
+            action ("doing a handstand"), 2: a person}.
         cache_size: canonical queries whose embedding is kept (repeated prompts skip the model).
     """
 
@@ -140,6 +145,7 @@ class PoseRetriever:
         rerank: bool = True,
         vote: int = 3,
         candidates: int = 48,
+        margins: dict[int, float] | None = None,
         cache_size: int = 512,
     ) -> None:
         if not 0.0 < float(threshold) <= 1.0:
@@ -152,6 +158,7 @@ class PoseRetriever:
         self.rerank = rerank
         self.vote = max(int(vote), 1)
         self.candidates = int(candidates)
+        self.margins = {0: 0.15, 1: 0.05, 2: 0.0} if margins is None else dict(margins)
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._cache_size = int(cache_size)
 
@@ -200,10 +207,11 @@ class PoseRetriever:
         vector = self.embed(canonical)
         filter_people = int(people) if people is not None else count_people(named)
         view = requested_view(named)
-        hits = self._ranked(self.index.search(vector, self._pool(top_k), people=filter_people), view)
+        gate = self.gate(named) if people is None else self.threshold  # the caller has subjects to pose
+        hits = self._ranked(self.index.search(vector, self._pool(top_k), people=filter_people), view, gate)
         if not hits and people is None and filter_people is not None:
             filter_people = None  # the inferred count may be wrong; the gate still guards
-            hits = self._ranked(self.index.search(vector, self._pool(top_k), people=None), view)
+            hits = self._ranked(self.index.search(vector, self._pool(top_k), people=None), view, gate)
         chosen = diversified(hits, top_k) if self.diversify else hits[:top_k]
         results = [RetrievalResult.from_hit(h) for h in chosen]
         return Retrieval(prompt, canonical, filter_people, bool(results), results)
@@ -223,12 +231,16 @@ class PoseRetriever:
     def _pool(self, top_k: int) -> int:
         return max(top_k, self.candidates) if self.diversify else top_k
 
-    def _ranked(self, hits: list, view: str | None) -> list:
+    def gate(self, prompt: str) -> float:
+        """The score a hit must reach for `prompt`: the threshold plus the prompt's margin."""
+        return self.threshold + self.margins.get(person_evidence(prompt), 0.0)
+
+    def _ranked(self, hits: list, view: str | None, gate: float) -> list:
         """The hits above the gate, best first (reranked unless `rerank` is off)."""
         hits = sorted(hits, key=lambda h: -h.score)
         if self.rerank:
-            hits = reranked(hits, view, self.vote, self.threshold)
-        return [h for h in hits if h.score >= self.threshold]
+            hits = reranked(hits, view, self.vote, gate)
+        return [h for h in hits if h.score >= gate]
 
 
 def view_tier(view: str, asked: str | None) -> int:

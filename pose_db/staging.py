@@ -14,7 +14,7 @@ import numpy as np
 from .action_spec import ActionSpec, ContactSpec, PersonSpec, _swap_side
 from .rig.camera import camera_for_view, frame_people, keypoints_in_view
 from .rig.ik import solve_limb
-from .rig.kinematics import Body3D, forward_kinematics
+from .rig.kinematics import Body3D, forward_kinematics, limb_frame
 from .rig.skeleton3d import BodyProfile, body_model, mirror_angles
 from .scene import PoseScene
 
@@ -140,7 +140,9 @@ def _place(person: PersonSpec, angles: dict[str, float], profile: BodyProfile, b
         root = carrier.landmark(person.on[1], person.offset)
         return forward_kinematics(angles, profile, root=tuple(root))
     body = forward_kinematics(angles, profile)
-    if person.ground != "none" and len(person.support) >= 2:
+    if person.ground == "feet" and len(person.support) >= 2 and all(j.endswith("ankle") for j in person.support):
+        body = _plant_feet(body, person.support)
+    elif person.ground != "none" and len(person.support) >= 2:
         body = _settle(body, person.support)
     if person.ground == "none":
         drop = 0.0
@@ -208,3 +210,29 @@ def _settle(body: Body3D, support: tuple[str, ...]) -> Body3D:
             break
         body = candidate
     return body
+
+
+def _plant_feet(body: Body3D, support: tuple[str, ...]) -> Body3D:
+    """Standing on both feet: the lower foot is lifted to the other's height by bending its
+    knee (leg IK, the knee keeping its direction), so jitter never leaves a foot hovering and
+    the body stays upright instead of tilting onto both feet like a plank."""
+    gaps = {j: body.joints[j][1] - rest_height(j, body.profile) for j in support}
+    top = max(gaps.values())
+    angles = dict(body.angles)
+    moved = False
+    for joint, gap in gaps.items():
+        if top - gap < _SETTLE_TOLERANCE / 3:
+            continue
+        side = joint[0]
+        # The knee keeps pointing where it points (opposite to where its bend sends the shin),
+        # which is defined even for a straight leg.
+        _, bend = limb_frame(side, "leg", angles[f"{side}_leg_raise"], angles[f"{side}_leg_swing"],
+                             angles[f"{side}_leg_twist"])
+        target = body.joints[joint] + np.array([0.0, top - gap, 0.0])
+        solution = solve_limb(body, side, "leg", target, tuple(-bend))
+        trial = {**angles, **solution.angles}
+        if solution.miss > 1e-3 or body_model().violations(trial):
+            return _settle(body, support)  # the leg cannot plant within its limits: tilt instead
+        angles = trial
+        moved = True
+    return forward_kinematics(angles, body.profile, root=body.joints["pelvis"]) if moved else body

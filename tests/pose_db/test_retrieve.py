@@ -251,3 +251,16 @@ def test_reranking_trusts_an_actions_evidence_over_one_lucky_entry():
     assert reranked(views, asked_view="side")[0].view == "side"
     assert reranked(views, threshold=0.71)[0].view == "side"  # the first result passes the gate
     assert reranked([]) == []
+
+
+def test_prompts_naming_nobody_must_clear_a_higher_gate(index, embedder):
+    retriever = PoseRetriever(index, embedder)
+    assert retriever.gate("a man waving") == pytest.approx(0.55)
+    assert retriever.gate("doing a handstand") == pytest.approx(0.60)  # a body, no person
+    assert retriever.gate("a wooden chair by the window") == pytest.approx(0.70)  # nobody
+    lenient = PoseRetriever(index, embedder, margins={})
+    prompt = "a chair"
+    assert lenient.retrieve(prompt, top_k=1).matched  # shares "chair" with "a woman sitting on a chair"
+    assert not retriever.retrieve(prompt).matched
+    assert retriever.retrieve(prompt, people=1).matched  # the caller has someone to pose: the plain gate
+    assert retriever.retrieve("doing a handstand").best.action == "handstand"
