@@ -14,8 +14,12 @@ Index: $ASTRA_POSE_INDEX (built when missing). Four measurements:
      searched against the whole library;
    - template hold-out: every library entry whose variation index is held out (the last
      `--holdout` variations of each action) is a query against the remaining entries.
-   R@1/5/10 over the whole library (exact inner product, as the index computes it) and
-   R-precision@1 among 32 (the true action's entry against 31 entries of other actions).
+   R@1/5/10 over the whole library (exact inner product over the index's stored vectors) and
+   R-precision@1 among 32, two ways: entries (one random entry of the true action against 31
+   random entries of other actions, PoseScript's protocol) and actions (the true action against
+   31 random other actions, each scored by its best entry, as the retriever ranks).
+   `--normalised-gallery` also scores a gallery of normalised library prompts (what the scores
+   would be if the build embedded `RuleNormalizer().normalize(prompt)` instead of the prompt).
 """
 
 from __future__ import annotations

@@ -17,23 +17,21 @@ import argparse
 import contextlib
 import json
 import logging
-import os
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from itertools import islice
 from pathlib import Path
 
 import numpy as np
 
-from .build_pool import GateCounts, action_ids, generate_entries, pool_size
+from .build_pool import EmbedThreads, GateCounts, action_ids, generate_entries, pool_size
 from .embed import Embedder
-from .index_swap import (MANIFEST_FILE, BuildBusy, build_lock, check_folder, index_folder,  # noqa: F401
-                         publish_folder, recover_interrupted_swap, staged_folder)
 from .entry import LibraryEntry
-from .index import (IndexMissing, PoseIndex, connect, default_name, entry_from_record,
-                    resolve_url)
+from .index import IndexMissing, PoseIndex, connect, default_name, entry_from_record, resolve_url
+from .index_swap import (MANIFEST_FILE, BuildBusy, build_lock, check_folder, index_folder,  # noqa: F401 (re-exported)
+                         publish_folder, recover_interrupted_swap, staged_folder)
 from .scene import PoseError
 
 log = logging.getLogger(__name__)
@@ -123,7 +121,8 @@ def ensure_index(path: str | Path | None = None, *, url: str | None = None, name
 
 def fill(index: PoseIndex, entries: Iterable[LibraryEntry], embedder: Embedder, *, total: int | None = None,
          progress: bool = True, desc: str = "Building pose index", report: BuildReport | None = None,
-         known: dict[str, np.ndarray] | None = None) -> int:
+         known: dict[str, np.ndarray] | None = None,
+         on_embedded: Callable[[int, float], None] | None = None) -> int:
     """Embed and add `entries` to `index` in batches; returns how many were added.
 
     Args:
@@ -131,6 +130,7 @@ def fill(index: PoseIndex, entries: Iterable[LibraryEntry], embedder: Embedder, 
         progress: show a tqdm bar on stderr (progress is logged at INFO either way).
         report: times and counts are added to it.
         known: prompt -> vector from an earlier index of the same model; those skip the model.
+        on_embedded: told (texts, seconds) after each embedding step.
     """
     from tqdm import tqdm
 
@@ -151,8 +151,12 @@ def fill(index: PoseIndex, entries: Iterable[LibraryEntry], embedder: Embedder, 
                 raise PoseError(f"Entry ids must be unique; repeated: {sorted(repeated)[:5]}. Give each entry its own id.")
             seen.update(e.id for e in batch)
             tick = time.perf_counter()
+            embedded = report.embedded
             vectors = _vectors([e.prompt for e in batch], embedder, known, report)
-            report.embed_s += time.perf_counter() - tick
+            seconds = time.perf_counter() - tick
+            report.embed_s += seconds
+            if on_embedded is not None and report.embedded > embedded:
+                on_embedded(report.embedded - embedded, seconds)
             tick = time.perf_counter()
             index.add(batch, vectors)
             report.store_s += time.perf_counter() - tick
@@ -186,46 +190,21 @@ def _build(out: str | Path | None, url: str | None, name: str | None, *, seed: i
         ids = action_ids(specs_dir, actions)  # SpecError now, before the model loads
         report.workers = pool_size(len(ids), workers)
         gate = GateCounts()
-        threads = _EmbedThreads(report.workers)
-        entries = threads.around(generate_entries(ids, specs_dir=specs_dir, seed=seed, variations=variations,
-                                                  workers=report.workers, gate=gate, on_generated=threads.restore))
+        threads = EmbedThreads(report.workers)
+        entries = generate_entries(ids, specs_dir=specs_dir, seed=seed, variations=variations,
+                                   workers=report.workers, gate=gate, on_generated=threads.generated)
         total = len(ids) * variations
     else:
+        threads = EmbedThreads(0)
         total = len(entries) if hasattr(entries, "__len__") else None
     tick = time.perf_counter()
     embedder.dimension  # noqa: B018  (loads the model now, so its time is reported apart)
     report.load_s = time.perf_counter() - tick
     info = {"seed": int(seed), "variations": int(variations), "actions": ",".join(actions or [])}
-    job = _Job(name, entries, total, embedder, keep_imported, progress, info, report, gate, reuse_embeddings)
+    job = _Job(name, entries, total, embedder, keep_imported, progress, info, report, gate, reuse_embeddings, threads)
     if url:
         return _build_on_server(url, job)
     return _build_in_folder(index_folder(out), job)
-
-
-class _EmbedThreads:
-    """Fewer torch threads while generator processes hold cores, all of them again after.
-
-    OpenMP threads spin at barriers: a torch thread pool larger than the free cores waits on
-    descheduled threads and embeds about half as fast as one thread does on a busy machine.
-    """
-
-    def __init__(self, workers: int) -> None:
-        self.workers, self.saved = workers, None
-
-    def around(self, entries: Iterator[LibraryEntry]) -> Iterator[LibraryEntry]:
-        torch = sys.modules.get("torch")
-        if torch is not None and self.workers > 0:
-            self.saved = torch.get_num_threads()
-            torch.set_num_threads(max(1, (os.cpu_count() or 1) - self.workers))
-        try:
-            yield from entries
-        finally:
-            self.restore()
-
-    def restore(self) -> None:
-        if self.saved is not None:
-            sys.modules["torch"].set_num_threads(self.saved)
-            self.saved = None
 
 
 @dataclass
@@ -240,6 +219,7 @@ class _Job:
     report: BuildReport
     gate: GateCounts | None
     reuse_embeddings: bool
+    threads: EmbedThreads
 
 
 # -- embedded folder --------------------------------------------------------------------------
@@ -309,8 +289,12 @@ def _previous(path: Path | None, url: str | None, job: _Job) -> list[dict]:
 def _fill_all(index: PoseIndex, job: _Job, previous: list[dict]) -> None:
     """The new entries, then the imported ones carried over from the previous index."""
     known = {r["prompt"]: r["embedding"] for r in previous if r["same_model"]} if job.reuse_embeddings else None
-    job.report.entries = fill(index, job.entries, job.embedder, total=job.total, progress=job.progress,
-                              report=job.report, known=known)
+    job.threads.start()
+    try:
+        job.report.entries = fill(index, job.entries, job.embedder, total=job.total, progress=job.progress,
+                                  report=job.report, known=known, on_embedded=job.threads.observe)
+    finally:
+        job.threads.stop()
     if not job.keep_imported:
         return
     carried = [r for r in previous if r["metadata"]["source"] != "synthetic"]

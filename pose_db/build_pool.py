@@ -5,6 +5,8 @@ action (each action's variations are seeded by its id and the seed, and the near
 only compares entries of one action), so actions are generated in a process pool while the
 build embeds earlier ones. Results come back in spec order, so the entries (and their ids) are
 exactly those of a one-process `generate_library` run: the build stays deterministic.
+
+`EmbedThreads` shares the cores between those processes and torch's threads in the builder.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import statistics
+import sys
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -134,3 +138,52 @@ def _generate_task(ids: list[str], specs_dir, seed: int, variations: int):
     gate = QualityGate()
     entries = list(generate_library(specs_dir, seed=seed, variations=variations, actions=ids, gate=gate))
     return entries, gate.report
+
+
+class EmbedThreads:
+    """Fewer torch threads while generator processes hold cores; all of them again after, if faster.
+
+    OpenMP threads spin at barriers: a torch thread pool larger than the free cores waits on
+    descheduled threads. On this 2-core machine under load one thread embedded about twice as
+    fast as two, while on an idle machine two are faster; so after generation ends the build
+    tries all threads on one step and keeps them only if that step was faster (`observe`).
+    """
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self.original: int | None = None
+        self.fewer: int | None = None
+        self.rates: list[float] = []
+        self.probing = False
+
+    def start(self) -> None:
+        torch = sys.modules.get("torch")  # loaded by the embedder before the build starts
+        if torch is None or self.workers <= 0:
+            return
+        self.original = torch.get_num_threads()
+        self.fewer = max(1, (os.cpu_count() or 1) - self.workers)
+        if self.fewer < self.original:
+            torch.set_num_threads(self.fewer)
+
+    def generated(self) -> None:
+        """The generator processes are done: their cores are free."""
+        if self.fewer is not None and self.fewer < self.original:
+            sys.modules["torch"].set_num_threads(self.original)
+            self.probing = True
+
+    def observe(self, texts: int, seconds: float) -> None:
+        """One embedding step took `seconds` for `texts` prompts."""
+        rate = texts / max(seconds, 1e-9)
+        if not self.probing:
+            self.rates.append(rate)
+            return
+        self.probing = False
+        if self.rates and rate < statistics.median(self.rates[-3:]):
+            sys.modules["torch"].set_num_threads(self.fewer)
+            log.info("Embedding with %d torch thread(s): faster than %d on this busy machine.", self.fewer,
+                     self.original)
+
+    def stop(self) -> None:
+        if self.original is not None:
+            sys.modules["torch"].set_num_threads(self.original)
+            self.original = None

@@ -33,6 +33,7 @@ from .scene import PoseError, PoseScene
 
 DEFAULT_NAME = "astra_poses"
 FORMAT_VERSION = 1
+MANIFEST_FILE = "pose_index.json"  # written last into a finished embedded index folder
 SPACE = {"hnsw": {"space": "cosine"}}
 _POSE_DECIMALS = 2  # pixels: a hundredth is invisible and halves the stored JSON
 
@@ -140,7 +141,7 @@ class PoseIndex:
         else:
             path = Path(path).expanduser() if path is not None else default_path()
             location = str(path)
-            if not path.is_dir():
+            if not (path / MANIFEST_FILE).is_file():  # never let Chroma create files in a folder that is not ours
                 raise IndexMissing(f"No pose index at {path}: build it with `python -m pose_db.build --out {path}`.")
         client = connect(path, url)
         return cls(client, name, read_manifest(client, name, location), location, url)
@@ -152,7 +153,8 @@ class PoseIndex:
 
         `info` (seed, actions, ...) is recorded in the manifest.
         """
-        stamp = time.strftime("%Y%m%d%H%M%S", time.gmtime())
+        # Nanoseconds, fixed width: generations sort by creation even when two builds share a second.
+        stamp = f"{time.time_ns():020d}"
         manifest = {"format": FORMAT_VERSION, "generation": f"g{stamp}{uuid.uuid4().hex[:6]}", "model": model,
                     "dimension": int(dimension), "people": "", **info}
         return cls(client, name or default_name(), manifest, location, url)

@@ -17,12 +17,10 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-from .index import PoseIndex, default_name, default_path
+from .index import MANIFEST_FILE, PoseIndex, default_name, default_path
 from .scene import PoseError
 
 log = logging.getLogger("pose_db.build")
-
-MANIFEST_FILE = "pose_index.json"  # marks a finished embedded index folder
 
 
 class BuildBusy(PoseError):

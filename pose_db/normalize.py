@@ -104,6 +104,11 @@ class NormalizeVocab:
     stopwords: frozenset[str]
     views: dict[str, frozenset[tuple[str, ...]]]
     person_pronouns: frozenset[str]
+    ing_nouns: frozenset[str]
+
+    def is_action_word(self, token: str) -> bool:
+        """A verb in -ing ("waving"), not a noun that ends like one ("morning", "building")."""
+        return token.endswith("ing") and len(token) > 4 and token not in self.ing_nouns
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> NormalizeVocab:
@@ -135,6 +140,7 @@ class NormalizeVocab:
             stopwords=frozenset(data["stopwords"]),
             views={view: _phrases(words) for view, words in data.get("views", {}).items()},
             person_pronouns=frozenset(data.get("person_pronouns", [])),
+            ing_nouns=frozenset(data.get("ing_nouns", [])),
         )
 
 
@@ -252,8 +258,22 @@ class RuleNormalizer:
                 end = k + n
                 while end < len(tokens) and not keep[end] and (more := match_at(tokens, end, heads)):
                     end += more  # compounds: "leather jacket", "city street"
+                if self._modifies_next(tokens, end):
+                    return None  # "on a park bench": the scenery word names a prop, which stays
                 return self._extend_of(tokens, end, keep)
         return None
+
+    def _modifies_next(self, tokens, end) -> bool:
+        """Is the word after a scenery noun a noun it modifies ("park bench", "kitchen table")?"""
+        if end >= len(tokens):
+            return False
+        word = tokens[end]
+        return not (
+            word in self.vocab.stopwords or word in DETERMINERS or word.isdigit()
+            or word.endswith(("ing", "ed", "ly")) or self._is_person_or_pose(word)
+            or (word,) in self.vocab.drop or match_at(tokens, end, self.vocab.keep, longest=5)
+            or match_at(tokens, end, self.vocab.scenery_prepositions) or match_at(tokens, end, self.vocab.clothing_prepositions)
+        )
 
     def _extend_of(self, tokens, end, keep) -> int:
         """ "the streets of old paris": an "of" complement belongs to the scenery."""
@@ -289,7 +309,7 @@ class RuleNormalizer:
 
     def _bears_pose(self, tokens: list[str]) -> bool:
         """Does a clause say something about a person or a body (else it is scenery or mood)?"""
-        if any(self._is_person_or_pose(t) or t.endswith("ing") for t in tokens):
+        if any(self._is_person_or_pose(t) or self.vocab.is_action_word(t) for t in tokens):
             return True
         if any(t in self.vocab.group_nouns for t in tokens):
             return True

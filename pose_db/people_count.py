@@ -75,7 +75,7 @@ def person_evidence(prompt: str, vocab: NormalizeVocab | None = None) -> int:
     for i in range(len(tokens)):
         if match_at(tokens, i, vocab.person_singular) or match_at(tokens, i, vocab.person_plural):
             return 2
-    if words & vocab.pose_words or any(t.endswith("ing") and len(t) > 4 for t in tokens):
+    if words & vocab.pose_words or any(vocab.is_action_word(t) for t in tokens):
         return 1
     return 0
 

@@ -119,6 +119,12 @@ def test_missing_index_says_how_to_build_it(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(IndexMissing, match="python -m pose_db.build"):
         PoseIndex.open(tmp_path / "empty", url="")
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "photos" / "cat.jpg").write_bytes(b"meow")
+    with pytest.raises(IndexMissing):
+        PoseIndex.open(tmp_path / "photos", url="")
+    assert [p.name for p in (tmp_path / "empty").iterdir()] == []  # Chroma created nothing
+    assert [p.name for p in (tmp_path / "photos").iterdir()] == ["cat.jpg"]
 
 
 def test_bad_entries_are_refused_before_anything_is_written(tmp_path, minilm_embedder):

@@ -35,6 +35,8 @@ def rules() -> RuleNormalizer:
         ),
         ("photo of a woman waving, wearing a red hat, f/1.8, --ar 16:9", "a woman waving"),
         ("(smiling:1.3) girl jumping in mid-air, hyperrealistic, 85 mm", "smiling girl jumping in mid-air"),
+        ("a woman sleeping on her back in bed, morning light", "a woman sleeping on her back in bed"),  # not a verb
+        ("Mia and Leo shaking hands at a train station", "two people shaking hands"),
     ],
 )
 def test_rules_keep_the_pose_defining_core(rules, prompt, canonical):
@@ -49,6 +51,7 @@ def test_rules_keep_the_pose_defining_core(rules, prompt, canonical):
         ("three friends standing side by side, film photo", "side by side"),
         ("a girl sitting on a chair reading a book", "on a chair"),  # a prop that shapes the pose
         ("a man kneeling on one knee in a cathedral", "on one knee"),
+        ("an old man seated on a park bench feeding pigeons", "on a park bench"),  # a prop, named by a place
         ("a father carrying his daughter on his shoulders", "on his shoulders"),
         ("a basketball player looking at the camera, 4k", "looking at the camera"),
         ("a slim teenage boy stretching lazily, watercolor", "slim teenage boy stretching lazily"),
