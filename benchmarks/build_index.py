@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import statistics
 import sys
@@ -25,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pose_db.build import _BATCH, build_index  # noqa: E402
 from pose_db.embed import Embedder  # noqa: E402
+from pose_db.stats import index_stats  # noqa: E402
 
 
 def folder_size(path: Path) -> int:
@@ -72,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rebuild", action="store_true", help="also time a rebuild into the same folder")
     parser.add_argument("--json-out", type=Path, default=None)
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")  # the build's own report lines
     actions = args.actions.split(",") if args.actions else None
     result: dict = {"cpus": os.cpu_count(), "load_avg_before": os.getloadavg()}
     with tempfile.TemporaryDirectory() as tmp:
@@ -85,7 +88,9 @@ def main(argv: list[str] | None = None) -> int:
                             workers=args.workers, keep_imported=False, reuse_embeddings=False, progress=True)
         elapsed = time.perf_counter() - start
         report = index.build_report
-        texts = [r["prompt"] for r in index.records()]
+        records = list(index.records())
+        texts = [r["prompt"] for r in records]
+        result["stats"] = index_stats(records)
         result["build"] = {
             "entries": index.count(), "elapsed_s": elapsed, "entries_per_s": index.count() / elapsed,
             "size_bytes": folder_size(out), "workers": report.workers, "embed_s": report.embed_s,
@@ -107,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"build: {build['entries']} entries in {build['elapsed_s']:.1f} s = {build['entries_per_s']:.1f} entries/s "
           f"({build['workers']} generator workers; {build['embed_s']:.1f} s embedding, {build['store_s']:.1f} s "
           f"storing, {build['wait_for_generator_s']:.1f} s waiting for the generator)")
+    print(f"stats: {json.dumps(result['stats'])}")
     print(f"index size on disk: {build['size_bytes'] / 2**20:.1f} MiB")
     gate = build["gate"] or {}
     print(f"gate: {gate.get('checked')} candidates, {gate.get('kept')} kept, rejected {gate.get('rejected')}, "

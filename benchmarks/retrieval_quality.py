@@ -18,7 +18,8 @@ Index: $ASTRA_POSE_INDEX (built when missing). Four measurements:
    R-precision@1 among 32, two ways: entries (one random entry of the true action against 31
    random entries of other actions, PoseScript's protocol) and actions (the true action against
    31 random other actions, each scored by its best entry, as the retriever ranks).
-   `--normalised-gallery` also scores a gallery of normalised library prompts (what the scores
+   The full retriever's R@k on the hand-written paraphrases (normalise, people filter, gate,
+   rerank, diversify; no match = miss) is reported too. `--normalised-gallery` also scores a gallery of normalised library prompts (what the scores
    would be if the build embedded `RuleNormalizer().normalize(prompt)` instead of the prompt).
 """
 
@@ -126,6 +127,18 @@ def recall(query_vecs, query_actions, gallery_vecs, gallery_actions, ks=(1, 5, 1
     return out
 
 
+def retriever_recall(retriever, cases: list[dict], ks=(1, 5, 10)) -> dict:
+    """R@k of the full retriever (normalise, people filter, gate, rerank, diversify): the
+    query's action among its first k results; a prompt without a match misses."""
+    found = []
+    for c in cases:
+        r = retriever.retrieve(c["prompt"], top_k=max(ks))
+        found.append([res.action for res in r.results])
+    out = {f"R@{k}": round(sum(c["action"] in f[:k] for c, f in zip(cases, found)) / len(cases), 4) for k in ks}
+    out["no_match"] = round(sum(not f for f in found) / len(cases), 4)
+    return out
+
+
 def posescript_recall(retriever, holdout: int, normalised_gallery: bool = False) -> dict:
     """Recall of hand-written paraphrases and of held-out library variations, over the index."""
     embedder, normalizer = retriever.embedder, retriever.normalizer
@@ -138,6 +151,7 @@ def posescript_recall(retriever, holdout: int, normalised_gallery: bool = False)
     out["hand_paraphrases"] = recall(q, [c["action"] for c in cases], vectors, actions)
     out["hand_paraphrases"]["unknown_actions"] = sorted({c["action"] for c in hand} - set(actions))
     out["hand_paraphrases"]["actions_covered"] = len({c["action"] for c in cases})
+    out["hand_paraphrases_retriever"] = retriever_recall(retriever, cases)
     if normalised_gallery:  # what the scores would be if the build embedded normalised prompts
         gallery = embed_all(embedder, [normalizer.normalize(e["prompt"]) for e in entries])
         out["hand_paraphrases_normalised_gallery"] = recall(q, [c["action"] for c in cases], gallery, actions)

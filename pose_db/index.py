@@ -9,6 +9,9 @@ Layout (the same in an embedded folder and on a Chroma server):
   and the partitions. A build writes a fresh generation and only then moves this pointer, so
   readers never see a half-built library (locally the build also swaps whole folders).
 
+An embedded folder is a finished index when it holds ``pose_index.json`` (written last);
+`PoseIndex.open` never lets Chroma create files in a folder without it.
+
 Every record: id = entry id, document = prompt, embedding = our MiniLM vector (Chroma's own
 embedding function is never used, so it never downloads a model), metadata = action,
 action_name, category, people, view, profiles, source and ``pose`` (the scene as OpenPose JSON).

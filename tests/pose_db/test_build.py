@@ -115,6 +115,60 @@ build_index({str(out)!r}, url="", entries=stalling(), progress=False)
     rebuilt.close()
 
 
+def test_ctrl_c_on_the_build_cli_keeps_the_old_index_and_stops_its_workers(tmp_path, minilm_embedder,
+                                                                            small_index_actions):
+    out = tmp_path / "index"
+    old = build_index(out, url="", entries=tiny_entries(), embedder=minilm_embedder, progress=False)
+    generation = old.manifest["generation"]
+    old.close()
+    log = tmp_path / "build.log"
+    with open(log, "wb") as stderr:
+        build = subprocess.Popen([sys.executable, "-m", "pose_db.build", "--out", str(out), "--quiet", "--workers", "1",
+                                  "--actions", ",".join(small_index_actions[:16]), "--variations", "30"],
+                                 cwd=REPO, stderr=stderr, env={k: v for k, v in os.environ.items()
+                                                               if not k.startswith("ASTRA_")})
+        try:
+            deadline = time.monotonic() + 180
+            while "Building pose index: " not in log.read_text():  # a first batch is in the new folder
+                assert build.poll() is None, log.read_text()[-2000:]
+                assert time.monotonic() < deadline, "the build never got going"
+                time.sleep(0.2)
+            workers = children(build.pid)
+            build.send_signal(signal.SIGINT)
+            assert build.wait(60) == 130
+        finally:
+            if build.poll() is None:
+                build.kill()
+    assert "Interrupted: the previous index (if any) is unchanged." in log.read_text()
+    assert not list(tmp_path.glob(".index.building-*"))
+    index = PoseIndex.open(out, url="")
+    assert (index.manifest["generation"], index.count()) == (generation, len(tiny_entries()))
+    index.close()
+    assert workers  # the generator ran in a worker process ...
+    time.sleep(0.5)
+    assert not [pid for pid in workers if alive(pid)]  # ... which did not outlive the build
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
 def test_ctrl_c_mid_build_keeps_the_old_index(tmp_path, minilm_embedder):
     out = tmp_path / "index"
     build_index(out, url="", entries=tiny_entries(), embedder=minilm_embedder, progress=False).close()

@@ -52,6 +52,7 @@ def test_rules_keep_the_pose_defining_core(rules, prompt, canonical):
         ("a girl sitting on a chair reading a book", "on a chair"),  # a prop that shapes the pose
         ("a man kneeling on one knee in a cathedral", "on one knee"),
         ("an old man seated on a park bench feeding pigeons", "on a park bench"),  # a prop, named by a place
+        ("a person lying on the grass, relaxing", "lying on the grass"),  # a surface the body rests on
         ("a father carrying his daughter on his shoulders", "on his shoulders"),
         ("a basketball player looking at the camera, 4k", "looking at the camera"),
         ("a slim teenage boy stretching lazily, watercolor", "slim teenage boy stretching lazily"),
