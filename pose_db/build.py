@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
+import hashlib
 import json
 import logging
 import sys
@@ -29,6 +31,7 @@ import numpy as np
 from .build_pool import EmbedThreads, GateCounts, action_ids, generate_entries, pool_size
 from .embed import Embedder
 from .entry import LibraryEntry
+from .normalize import VOCAB_PATH, RuleNormalizer
 from .index import IndexMissing, PoseIndex, connect, default_name, entry_from_record, resolve_url
 from .index_swap import (MANIFEST_FILE, BuildBusy, build_lock, check_folder, index_folder,  # noqa: F401 (re-exported)
                          publish_folder, recover_interrupted_swap, staged_folder)
@@ -168,10 +171,29 @@ def fill(index: PoseIndex, entries: Iterable[LibraryEntry], embedder: Embedder, 
     return added
 
 
+@functools.lru_cache(maxsize=1)
+def _normalizer() -> RuleNormalizer:
+    return RuleNormalizer()
+
+
+@functools.lru_cache(maxsize=1)
+def text_form() -> str:
+    """What a prompt's vector is made from, recorded in the manifest: vectors are reused across
+    builds only when it matches (a new normaliser vocabulary re-embeds everything)."""
+    return "rules-normalised:" + hashlib.sha256(VOCAB_PATH.read_bytes()).hexdigest()[:12]
+
+
+def embedded_text(prompt: str) -> str:
+    """The text the index embeds for a library prompt: its pose-defining core, normalised by the
+    same rules as a query (RAG-Pose compares canonical pose descriptions on both sides; scenery
+    and camera words in a library prompt would otherwise pull queries towards places)."""
+    return _normalizer().normalize(prompt) or prompt
+
+
 def _vectors(prompts: list[str], embedder: Embedder, known: dict[str, np.ndarray] | None,
              report: BuildReport) -> np.ndarray:
     missing = [p for p in prompts if not known or p not in known]
-    fresh = dict(zip(missing, embedder.encode(missing))) if missing else {}
+    fresh = dict(zip(missing, embedder.encode([embedded_text(p) for p in missing]))) if missing else {}
     report.embedded += len(missing)
     report.reused += len(prompts) - len(missing)
     return np.stack([fresh[p] if p in fresh else known[p] for p in prompts]).astype(np.float32, copy=False)
@@ -200,7 +222,8 @@ def _build(out: str | Path | None, url: str | None, name: str | None, *, seed: i
     tick = time.perf_counter()
     embedder.dimension  # noqa: B018  (loads the model now, so its time is reported apart)
     report.load_s = time.perf_counter() - tick
-    info = {"seed": int(seed), "variations": int(variations), "actions": ",".join(actions or [])}
+    info = {"seed": int(seed), "variations": int(variations), "actions": ",".join(actions or []),
+            "text_form": text_form()}
     job = _Job(name, entries, total, embedder, keep_imported, progress, info, report, gate, reuse_embeddings, threads)
     if url:
         return _build_on_server(url, job)
@@ -277,7 +300,8 @@ def _previous(path: Path | None, url: str | None, job: _Job) -> list[dict]:
     except IndexMissing:
         return []
     try:
-        same_model = previous.model == job.embedder.name and previous.dimension == job.embedder.dimension
+        same_model = (previous.model == job.embedder.name and previous.dimension == job.embedder.dimension
+                      and previous.manifest.get("text_form") == text_form())
         if not (job.keep_imported or same_model):
             return []
         return [r | {"same_model": same_model} for r in previous.records(include_embeddings=True)]

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from pose_db.build import embedded_text
 from pose_db.build import build_index, ensure_index
 from pose_db.importers import import_entries
 from pose_db.index import IndexMissing, PoseIndex, connect
@@ -83,7 +84,7 @@ def test_build_search_and_reopen_on_the_server(chroma_url, minilm_embedder):
     index = PoseIndex.open(url=chroma_url, name="srv")
     assert index.manifest["generation"] == built.manifest["generation"]
     for entry in entries:
-        hit = index.search(minilm_embedder.encode([entry.prompt])[0], 1, people=entry.people)[0]
+        hit = index.search(minilm_embedder.encode([embedded_text(entry.prompt)])[0], 1, people=entry.people)[0]
         assert hit.id == entry.id and hit.score > 0.999 and len(hit.scene.people) == entry.people
     for n in index.people_counts:
         assert index._partition(n).configuration["hnsw"]["space"] == "cosine"

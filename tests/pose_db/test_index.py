@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from pose_db.build import embedded_text
 from pose_db.build import build_index
 from pose_db.index import PoseIndex, IndexMissing, entry_from_record
 from pose_db.scene import PoseError
@@ -50,7 +51,7 @@ def test_people_filter_is_exact(small_index, records, minilm_embedder, people):
 
 def test_hits_carry_the_entry_and_its_scene(small_index, records, minilm_embedder):
     record = records[len(records) // 2]
-    hit = small_index.search(minilm_embedder.encode([record["prompt"]])[0], 1)[0]
+    hit = small_index.search(minilm_embedder.encode([embedded_text(record["prompt"])])[0], 1)[0]
     assert hit.id == record["id"] and hit.score > 0.999
     entry = entry_from_record(record)
     assert (hit.prompt, hit.action, hit.category, hit.view, hit.source, hit.profiles) == (
