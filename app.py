@@ -45,6 +45,8 @@ class AppConfig:
             "sequential" (per layer, slow, fits ~12 GB).
         openpose: folder or hub id holding controlnet_aux's body_pose_model.pth.
         index: pose index folder (default: ASTRA_POSE_INDEX or ~/.cache/astra-studio).
+        normalizer: RAG-Pose prompt normaliser: "rules" or an instruct LLM's hub id or folder
+            (e.g. Qwen/Qwen2.5-1.5B-Instruct); default ASTRA_NORMALIZER or "rules".
     """
 
     engine: str = "auto"
@@ -57,6 +59,7 @@ class AppConfig:
     offload: str = "none"
     openpose: str = "lllyasviel/Annotators"
     index: str | None = None
+    normalizer: str = "rules"
 
 
 def parse_args(argv: list[str] | None = None) -> AppConfig:
@@ -78,6 +81,7 @@ def parse_args(argv: list[str] | None = None) -> AppConfig:
                         default=defaults.offload)
     parser.add_argument("--openpose", default=defaults.openpose)
     parser.add_argument("--index", default=defaults.index)
+    parser.add_argument("--normalizer", default=os.environ.get("ASTRA_NORMALIZER", defaults.normalizer))
     return AppConfig(**vars(parser.parse_args(argv)))
 
 
@@ -113,11 +117,12 @@ def main(argv: list[str] | None = None) -> None:
     engine = build_engine(config)
     log.info("Engine: %s", engine.info())
 
+    from pose_db.normalize import make_normalizer
     from pose_db.retrieve import PoseRetriever
     from ui import StudioConfig, build_studio, launch_options
 
     # Builds the pose index on first start (logs its progress), then opens it.
-    retriever = PoseRetriever.default(config.index)
+    retriever = PoseRetriever.default(config.index, normalizer=make_normalizer(config.normalizer))
     studio_config = StudioConfig(zero_gpu=ZERO_GPU)
     demo = build_studio(engine=engine, retriever=retriever, config=studio_config,
                         detector=build_detector(config, engine))

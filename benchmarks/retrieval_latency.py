@@ -243,7 +243,7 @@ def ivf_recall(n: int, n_queries: int) -> float:
     return round(hits / (10 * n_queries), 4)
 
 
-def bench_chroma(n: int, n_queries: int) -> dict:
+def bench_chroma(n: int, n_queries: int, layouts: tuple[str, ...] = ("single", "partitioned")) -> dict:
     import chromadb
     from chromadb.config import Settings
 
@@ -256,12 +256,12 @@ def bench_chroma(n: int, n_queries: int) -> dict:
         single = client.create_collection("all", configuration=cfg, embedding_function=None)
         parts = {c: client.create_collection(f"people_{c}", configuration=cfg, embedding_function=None) for c in PEOPLE_SHARE}
         t = time.perf_counter()
-        for s in range(0, n, batch):
+        for s in range(0, n if "single" in layouts else 0, batch):
             e = min(n, s + batch)
             single.add(ids=[str(i) for i in range(s, e)], embeddings=vectors[s:e], metadatas=[{"people": int(p)} for p in people[s:e]])
         build_single = time.perf_counter() - t
         t = time.perf_counter()
-        for c, col in parts.items():
+        for c, col in parts.items() if "partitioned" in layouts else ():
             idx = np.flatnonzero(people == c)
             for s in range(0, len(idx), batch):
                 chunk = idx[s : s + batch]
@@ -279,11 +279,15 @@ def bench_chroma(n: int, n_queries: int) -> dict:
                 times.append(time.perf_counter() - t)
             return percentiles(times)
 
-        out["single_no_filter"] = timed(lambda q: single.query(query_embeddings=[q], n_results=CANDIDATES))
-        out["single_where_people_1"] = timed(lambda q: single.query(query_embeddings=[q], n_results=CANDIDATES, where={"people": 1}))
-        out["single_where_people_3"] = timed(lambda q: single.query(query_embeddings=[q], n_results=CANDIDATES, where={"people": 3}))
-        out["partitioned_people_1"] = timed(lambda q: parts[1].query(query_embeddings=[q], n_results=CANDIDATES))
-        out["partitioned_people_3"] = timed(lambda q: parts[3].query(query_embeddings=[q], n_results=CANDIDATES))
+        if "single" in layouts:
+            out["single_no_filter"] = timed(lambda q: single.query(query_embeddings=[q], n_results=CANDIDATES))
+            out["single_where_people_1"] = timed(lambda q: single.query(query_embeddings=[q], n_results=CANDIDATES, where={"people": 1}))
+            out["single_where_people_3"] = timed(lambda q: single.query(query_embeddings=[q], n_results=CANDIDATES, where={"people": 3}))
+        if "partitioned" in layouts:
+            # No filter = what the retriever does when the people count is unknown: every partition.
+            out["partitioned_all"] = timed(lambda q: [col.query(query_embeddings=[q], n_results=CANDIDATES) for col in parts.values()])
+            out["partitioned_people_1"] = timed(lambda q: parts[1].query(query_embeddings=[q], n_results=CANDIDATES))
+            out["partitioned_people_3"] = timed(lambda q: parts[3].query(query_embeddings=[q], n_results=CANDIDATES))
         return out
     finally:
         shutil.rmtree(folder, ignore_errors=True)
@@ -296,6 +300,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-synthetic", action="store_true")
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--chroma-max", type=int, default=100_000, help="largest size inserted into Chroma")
+    parser.add_argument("--chroma-layouts", nargs="+", default=["single", "partitioned"],
+                        choices=["single", "partitioned"], help="Chroma layouts to build and time")
+    parser.add_argument("--skip-ivf", action="store_true", help="time Chroma only")
     parser.add_argument("--json", type=Path, help="also write the report here")
     args = parser.parse_args(argv)
     sizes = [10_000] if args.quick else args.sizes
@@ -306,10 +313,11 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"end_to_end": report["end_to_end"]}, indent=1), flush=True)
     if not args.skip_synthetic:
         for n in sizes:
-            report[f"ivf_numpy_{n}"] = bench_ivf(n, n_queries)
-            print(json.dumps({f"ivf_numpy_{n}": report[f"ivf_numpy_{n}"]}, indent=1), flush=True)
+            if not args.skip_ivf:
+                report[f"ivf_numpy_{n}"] = bench_ivf(n, n_queries)
+                print(json.dumps({f"ivf_numpy_{n}": report[f"ivf_numpy_{n}"]}, indent=1), flush=True)
             if n <= args.chroma_max:
-                report[f"chroma_{n}"] = bench_chroma(n, n_queries)
+                report[f"chroma_{n}"] = bench_chroma(n, n_queries, tuple(args.chroma_layouts))
                 print(json.dumps({f"chroma_{n}": report[f"chroma_{n}"]}, indent=1), flush=True)
     report["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     if args.json:
