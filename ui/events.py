@@ -10,6 +10,7 @@ import gradio as gr
 
 from engine.errors import GenerationCancelled
 
+from .api import GPU
 from .assignment import assign, assign_in_order, drop_subject, panel_updates
 from .config import StudioConfig
 from .generation import (Generator, Settings, check_settings, gradio_progress, make_request,
@@ -19,7 +20,6 @@ from .retrieval_panel import (check_prompt, gallery_items, run_retrieval, status
 from .settings_panel import CUSTOM
 from .subjects import card_updates, read_cards, subject_labels
 
-GPU = dict(concurrency_id="gpu", concurrency_limit=1)
 UI_ONLY = dict(api_visibility="private")
 
 
@@ -181,5 +181,5 @@ def _wire_photo(studio, detector) -> None:
 
     photo = studio.photo
     photo.button.click(lambda path: detect_pose(detector, path), photo.image, studio.editor,
-                       concurrency_id="gpu", concurrency_limit=1, **UI_ONLY)
+                       **GPU, **UI_ONLY)
 
