@@ -19,6 +19,7 @@ action_name, category, people, view, profiles, source and ``pose`` (the scene as
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
@@ -80,8 +81,14 @@ class Hit:
     people: int
     view: str
     source: str
-    scene: PoseScene
+    pose: str = field(repr=False)  # OpenPose JSON, parsed on first use of `scene`
     profiles: list[str] = field(default_factory=list)
+
+    @functools.cached_property
+    def scene(self) -> PoseScene:
+        # Lazy: the retriever ranks dozens of candidates but shows a few; parsing every
+        # candidate's pose was most of an unfiltered search's time.
+        return PoseScene.from_openpose(self.pose)
 
 
 def connect(path: str | Path | None = None, url: str | None = None) -> Any:
@@ -353,7 +360,7 @@ def _hit(id_: str, distance: float, prompt: str, meta: dict) -> Hit:
     return Hit(
         id=id_, score=1.0 - float(distance), prompt=prompt, action=meta["action"],
         action_name=meta["action_name"], category=meta["category"], people=int(meta["people"]),
-        view=meta["view"], source=meta["source"], scene=PoseScene.from_openpose(meta["pose"]),
+        view=meta["view"], source=meta["source"], pose=meta["pose"],
         profiles=_profiles(meta),
     )
 
