@@ -19,8 +19,9 @@ Index: $ASTRA_POSE_INDEX (built when missing). Four measurements:
    random entries of other actions, PoseScript's protocol) and actions (the true action against
    31 random other actions, each scored by its best entry, as the retriever ranks).
    The full retriever's R@k on the hand-written paraphrases (normalise, people filter, gate,
-   rerank, diversify; no match = miss) is reported too. `--normalised-gallery` also scores a gallery of normalised library prompts (what the scores
-   would be if the build embedded `RuleNormalizer().normalize(prompt)` instead of the prompt).
+   rerank, diversify; no match = miss) is reported too. `--centroid-blend W` also scores a
+   gallery where each entry's vector is blended with W x its action's centroid (an experiment:
+   the index does not do this yet).
 """
 
 from __future__ import annotations
@@ -139,7 +140,7 @@ def retriever_recall(retriever, cases: list[dict], ks=(1, 5, 10)) -> dict:
     return out
 
 
-def posescript_recall(retriever, holdout: int, normalised_gallery: bool = False) -> dict:
+def posescript_recall(retriever, holdout: int, centroid_blend: float = 0.0) -> dict:
     """Recall of hand-written paraphrases and of held-out library variations, over the index."""
     embedder, normalizer = retriever.embedder, retriever.normalizer
     entries, vectors = library_matrix(retriever.index)
@@ -152,9 +153,13 @@ def posescript_recall(retriever, holdout: int, normalised_gallery: bool = False)
     out["hand_paraphrases"]["unknown_actions"] = sorted({c["action"] for c in hand} - set(actions))
     out["hand_paraphrases"]["actions_covered"] = len({c["action"] for c in cases})
     out["hand_paraphrases_retriever"] = retriever_recall(retriever, cases)
-    if normalised_gallery:  # what the scores would be if the build embedded normalised prompts
-        gallery = embed_all(embedder, [normalizer.normalize(e["prompt"]) for e in entries])
-        out["hand_paraphrases_normalised_gallery"] = recall(q, [c["action"] for c in cases], gallery, actions)
+    if centroid_blend:  # each entry pulled towards its action's prototype
+        codes = {a: i for i, a in enumerate(sorted(set(actions)))}
+        index_of = np.asarray([codes[a] for a in actions])
+        centroids = np.stack([vectors[index_of == i].mean(axis=0) for i in range(len(codes))])
+        gallery = vectors + centroid_blend * centroids[index_of]
+        gallery /= np.linalg.norm(gallery, axis=1, keepdims=True)
+        out["hand_paraphrases_centroid_blend"] = recall(q, [c["action"] for c in cases], gallery, actions)
     variation = np.asarray([int(e["id"].rsplit("-", 1)[1]) if e["id"].rsplit("-", 1)[-1].isdigit() else 0 for e in entries])
     per_action = {a: 1 + max(v for v, b in zip(variation, actions) if b == a) for a in set(actions)}
     held = np.asarray([v >= per_action[a] - holdout for v, a in zip(variation, actions)])
@@ -166,8 +171,8 @@ def posescript_recall(retriever, holdout: int, normalised_gallery: bool = False)
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="geometric cases and false accepts only")
-    parser.add_argument("--normalised-gallery", action="store_true",
-                        help="also score a gallery of normalised library prompts (re-embeds the library)")
+    parser.add_argument("--centroid-blend", type=float, default=0.0,
+                        help="also score entries blended with this weight x their action's centroid")
     parser.add_argument("--holdout", type=int, default=3, help="variations per action held out as queries")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
@@ -185,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     for group, r in report["false_accepts"].items():
         print(f"{group}: {r['false_accepts']}/{r['prompts']} accepted ({r['rate']:.1%}) {r['accepted']}")
     if not args.quick:
-        report["posescript"] = posescript_recall(retriever, args.holdout, args.normalised_gallery)
+        report["posescript"] = posescript_recall(retriever, args.holdout, args.centroid_blend)
         print(json.dumps(report["posescript"], indent=1))
     if args.json:
         args.json.write_text(json.dumps(report, indent=1, default=str))
