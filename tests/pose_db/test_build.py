@@ -15,9 +15,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pose_db.build import BuildBusy, build_index, build_lock, ensure_index
+from pose_db.build import (BuildBusy, blend_with_centroid, build_index, build_lock, embedded_text,
+                           ensure_index)
 from pose_db.importers import import_entries
 from pose_db.index import PoseIndex
+from pose_db.library import generate_library
 from pose_db.stats import index_stats
 from tests.pose_db.conftest import tiny_entries
 
@@ -71,6 +73,21 @@ def test_generator_processes_give_the_same_library_and_one_gate_report(tmp_path,
     assert again.build_report.reused == len(expected) and again.build_report.embedded == 0
     assert {r["id"]: r["prompt"] for r in again.records()} == stored
     again.close()
+
+
+def test_each_entry_is_blended_with_its_actions_centroid(tmp_path, minilm_embedder):
+    entries = list(generate_library(actions=["wave_hello", "handshake"], variations=4))
+    index = build_index(tmp_path / "index", url="", entries=entries, embedder=minilm_embedder,
+                        progress=False, workers=0)
+    stored = {r["id"]: r["embedding"] for r in index.records(include_embeddings=True)}
+    for action in ("wave_hello", "handshake"):
+        group = [e for e in entries if e.action == action]
+        raw = minilm_embedder.encode([embedded_text(e.prompt) for e in group])
+        got = np.stack([stored[e.id] for e in group])
+        assert np.allclose(got, blend_with_centroid(raw), atol=1e-5)
+        assert not np.allclose(got, raw, atol=1e-3)
+        assert np.allclose(np.linalg.norm(got, axis=1), 1, atol=1e-5)
+    index.close()
 
 
 def test_a_killed_build_leaves_the_old_index_answering(tmp_path, minilm_embedder):

@@ -52,7 +52,7 @@ def test_people_filter_is_exact(small_index, records, minilm_embedder, people):
 def test_hits_carry_the_entry_and_its_scene(small_index, records, minilm_embedder):
     record = records[len(records) // 2]
     hit = small_index.search(minilm_embedder.encode([embedded_text(record["prompt"])])[0], 1)[0]
-    assert hit.id == record["id"] and hit.score > 0.999
+    assert hit.id == record["id"] and hit.score > 0.9  # < 1: stored vectors carry the action's centroid
     entry = entry_from_record(record)
     assert (hit.prompt, hit.action, hit.category, hit.view, hit.source, hit.profiles) == (
         entry.prompt, entry.action, entry.category, entry.view, entry.source, entry.profiles)
