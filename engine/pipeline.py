@@ -340,7 +340,7 @@ def _load_adapter(adapter: str, transformer, dtype: torch.dtype, fuse_lora: bool
                   ) -> tuple[DisentangledSemanticModulation | None, AstraSettings]:
     """Apply an ASTRA adapter's LoRA to ``transformer`` and build its DSM (``engine.checkpoint``
     reads the folder or hub repo, ``engine.lora`` applies the peft LoRA)."""
-    from engine.checkpoint import load_adapter
+    from engine.checkpoint import build_dsm, load_adapter
     from engine.lora import apply_lora_state
     from engine.lora import fuse_lora as fuse
 
@@ -350,14 +350,8 @@ def _load_adapter(adapter: str, transformer, dtype: torch.dtype, fuse_lora: bool
         apply_lora_state(transformer, config.lora, lora_state)
         if fuse_lora:
             fuse(transformer)
-    dsm = None
-    if dsm_state:
-        dsm = DisentangledSemanticModulation(config.dsm)
-        try:
-            dsm.load_state_dict(dsm_state)
-        except RuntimeError as error:
-            raise EngineError(f"The DSM weights of {adapter} do not match its astra_config.json ({error}); "
-                              "save or download the adapter again.") from error
+    dsm = build_dsm(config, dsm_state)
+    if dsm is not None:
         dsm.to(device=transformer.device, dtype=dtype).eval()
     return dsm, config.settings
 
