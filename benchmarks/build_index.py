@@ -24,9 +24,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pose_db.build import _BATCH, build_index  # noqa: E402
-from pose_db.embed import Embedder  # noqa: E402
-from pose_db.stats import index_stats  # noqa: E402
+from pose_db.index.build import _BATCH, build_index  # noqa: E402
+from pose_db.index.embedder import Embedder  # noqa: E402
+from pose_db.index.stats import index_stats  # noqa: E402
 
 
 def folder_size(path: Path) -> int:
@@ -41,7 +41,7 @@ def encode_comparison(texts: list[str], repeats: int) -> dict:
     import torch
     from sentence_transformers import SentenceTransformer
 
-    from pose_db.embed import packaged_model_dir
+    from pose_db.index.embedder import packaged_model_dir
 
     ours = Embedder(cache_size=0)
     plain = SentenceTransformer(packaged_model_dir() or ours.model_path, device="cpu")

@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> dict:
             request.seed = run
             _reset_peak()
             begin, cpu_begin = time.perf_counter(), time.process_time()
-            service.generate(request, progress=lambda step, total: stamps.append(time.perf_counter()))
+            service.generate(request, progress=lambda step, total: stamps.append(time.perf_counter()))  # noqa: B023
             total, cpu = time.perf_counter() - begin, time.process_time() - cpu_begin
             peak = _peak_mb()
             # The same request on the bare pipeline, interleaved: the service's own overhead.

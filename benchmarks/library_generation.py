@@ -1,4 +1,4 @@
-"""Benchmark `pose_db.library.generate_library` alone (no embedding): entries per second.
+"""Benchmark `pose_db.library.generate.generate_library` alone (no embedding): entries per second.
 
     python benchmarks/library_generation.py [--repeats 3] [--specs DIR] [--json-out FILE]
 
@@ -19,8 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pose_db.gate import QualityGate  # noqa: E402
-from pose_db.library import generate_library  # noqa: E402
+from pose_db.library.gate import QualityGate  # noqa: E402
+from pose_db.library.generate import generate_library  # noqa: E402
 
 
 def run_once(specs: str | None) -> tuple[int, float, float, QualityGate]:

@@ -60,7 +60,7 @@ def query_prompts(n: int) -> list[str]:
     for path in sorted(data.glob("*.jsonl")) + [ROOT.parent / "shared" / "eval" / "retrieval_dev.jsonl"]:
         if path.exists():
             prompts += [json.loads(l)["prompt"] for l in path.read_text().splitlines() if l.strip()]
-    from pose_db.library import generate_library
+    from pose_db.library.generate import generate_library
 
     noise = ["cinematic photo, {}", "{}, golden hour, 8k", "35mm film: {} at the beach", "{}, bokeh, f/1.8"]
     for i, entry in enumerate(generate_library(variations=3)):
@@ -71,10 +71,10 @@ def query_prompts(n: int) -> list[str]:
 
 
 def bench_end_to_end(n: int) -> dict:
-    from pose_db.retrieve import PoseRetriever
+    from pose_db.retrieval.retriever import PoseRetriever
 
     t0 = time.perf_counter()
-    retriever = PoseRetriever.default()
+    retriever = PoseRetriever.open()  # build the index first: python -m pose_db.build
     load_s = time.perf_counter() - t0
     prompts = query_prompts(n)
     for p in prompts[:20]:  # warm-up: first calls pay allocation and thread-pool start

@@ -73,8 +73,40 @@ def false_accepts(retriever, cases: list[dict]) -> dict:
     out = {}
     for group, members in (("no_person", [c for c in cases if c.get("kind") != "animal"]),
                            ("animals", [c for c in cases if c.get("kind") == "animal"])):
-        matched = [(c["prompt"], r.best.score, r.best.action) for c in members if (r := retriever.retrieve(c["prompt"])).matched]
+        matched = [(c["prompt"], r.best.score, r.best.entry.action) for c in members if (r := retriever.retrieve(c["prompt"])).matched]
         out[group] = {"prompts": len(members), "false_accepts": len(matched), "rate": round(len(matched) / max(len(members), 1), 4), "accepted": matched}
+    return out
+
+
+# -- creator prompts (issue 14) -------------------------------------------------------------------
+
+
+def creator_prompts(retriever, cases: list[dict]) -> dict:
+    """Prompts in the styles creators type (`benchmarks/data/creator_prompts.jsonl`, sources in
+    `benchmarks/data/README.md`): gallery prompts, pose-pack names, tag prompts, dataset labels.
+
+    Each case lists the library actions that answer it and how many people it shows. The
+    retriever runs as the studio runs it with no subjects uploaded (people inferred from the
+    prompt, top 3). Top-1: the first result is one of the actions *and* has the case's number
+    of people; top-3: one of the first three is. No match is a miss. Reported overall, per
+    style, with the people-count errors of the first result and every failure.
+    """
+    rows = []
+    for c in cases:
+        r = retriever.retrieve(c["prompt"], top_k=3)
+        got = [(h.entry.action, h.entry.people, round(h.score, 3)) for h in r.results]
+        ok = [a in c["actions"] and n == c["people"] for a, n, _ in got]
+        rows.append({"case": c, "got": got, "top1": bool(ok[:1] and ok[0]), "top3": any(ok),
+                     "wrong_people": bool(got) and got[0][1] != c["people"], "canonical": r.canonical})
+    def rate(members, key):
+        return round(sum(m[key] for m in members) / max(len(members), 1), 4)
+    out = {"cases": len(rows), "top1": rate(rows, "top1"), "top3": rate(rows, "top3"),
+           "no_match": sum(not m["got"] for m in rows), "wrong_people_top1": sum(m["wrong_people"] for m in rows)}
+    styles = sorted({m["case"].get("style", "") for m in rows})
+    out["by_style"] = {s: {"cases": len(ms), "top1": rate(ms, "top1"), "top3": rate(ms, "top3")}
+                       for s in styles if (ms := [m for m in rows if m["case"].get("style", "") == s])}
+    out["failures"] = [{"prompt": m["case"]["prompt"], "canonical": m["canonical"], "want": m["case"]["actions"],
+                        "got": m["got"]} for m in rows if not m["top1"]]
     return out
 
 
@@ -134,7 +166,7 @@ def retriever_recall(retriever, cases: list[dict], ks=(1, 5, 10)) -> dict:
     found = []
     for c in cases:
         r = retriever.retrieve(c["prompt"], top_k=max(ks))
-        found.append([res.action for res in r.results])
+        found.append([res.entry.action for res in r.results])
     out = {f"R@{k}": round(sum(c["action"] in f[:k] for c, f in zip(cases, found)) / len(cases), 4) for k in ks}
     out["no_match"] = round(sum(not f for f in found) / len(cases), 4)
     return out
@@ -175,13 +207,20 @@ def main(argv: list[str] | None = None) -> int:
                         help="also score entries blended with this weight x their action's centroid")
     parser.add_argument("--holdout", type=int, default=3, help="variations per action held out as queries")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--creator-only", action="store_true", help="only the creator prompts (and false accepts)")
     args = parser.parse_args(argv)
 
-    from pose_db.retrieve import PoseRetriever
+    from pose_db.retrieval.retriever import PoseRetriever
 
-    retriever = PoseRetriever.default()
+    retriever = PoseRetriever.open()  # build the index first: python -m pose_db.build
     report = {"library_entries": retriever.index.count()}
-    for name, path in (("dev", SHARED_EVAL / "retrieval_dev.jsonl"), ("own_cases", DATA / "pose_cases.jsonl")):
+    report["creator"] = creator_prompts(retriever, load_jsonl(DATA / "creator_prompts.jsonl"))
+    c = report["creator"]
+    print(f"creator prompts: top-1 {c['top1']:.1%}  top-3 {c['top3']:.1%}  over {c['cases']} "
+          f"(no match {c['no_match']}, wrong people at top-1 {c['wrong_people_top1']}) {json.dumps(c['by_style'])}")
+    for f in c["failures"]:
+        print(f"   FAIL {f['prompt']!r} ({f['canonical']!r}) want {f['want']} got {f['got']}")
+    for name, path in (() if args.creator_only else (("dev", SHARED_EVAL / "retrieval_dev.jsonl"), ("own_cases", DATA / "pose_cases.jsonl"))):
         report[name] = geometric(retriever, load_jsonl(path))
         print(f"{name}: top-1 {report[name]['top1']:.1%}  top-3 {report[name]['top3']:.1%}  over {report[name]['cases']}")
         for f in report[name]["failures"]:
@@ -189,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     report["false_accepts"] = false_accepts(retriever, load_jsonl(DATA / "no_person.jsonl"))
     for group, r in report["false_accepts"].items():
         print(f"{group}: {r['false_accepts']}/{r['prompts']} accepted ({r['rate']:.1%}) {r['accepted']}")
-    if not args.quick:
+    if not (args.quick or args.creator_only):
         report["posescript"] = posescript_recall(retriever, args.holdout, args.centroid_blend)
         print(json.dumps(report["posescript"], indent=1))
     if args.json:

@@ -19,8 +19,8 @@ _LAZY_EXPORTS = {
     "EngineService": "engine.service",
 }
 
-__all__ = sorted([*_LAZY_EXPORTS, "EngineError", "GenerationCancelled", "EngineInfo", "GenerationRequest",
-                  "GenerationResult"])
+__all__ = ["AstraPipeline", "AstraPipelineOutput", "EngineConfig", "EngineError", "EngineInfo", "EngineService",
+           "GenerationCancelled", "GenerationRequest", "GenerationResult"]
 
 
 def __getattr__(name: str) -> Any:

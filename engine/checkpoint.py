@@ -2,7 +2,10 @@
 
     astra_config.json            AstraConfig: format and library versions, LoRA rank/targets,
                                  DSM sizes, reference/pose resolutions, training resolutions
-    transformer_lora.safetensors the DiT LoRA with peft keys (``engine.lora``)
+    transformer_lora.safetensors the DiT LoRA in diffusers' convention: peft keys prefixed with
+                                 ``transformer.`` and the LoraConfig (rank, alpha, targets) in the
+                                 ``lora_adapter_metadata`` header, so stock diffusers loads it:
+                                 ``FluxPipeline.load_lora_weights(folder, weight_name=LORA_NAME)``
     dsm.safetensors              the DSM adapter's state dict (``engine.dsm``)
 
 Either weights file may be absent (a converted UNO LoRA has no DSM). The base model is not part
@@ -14,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import tempfile
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -24,17 +26,19 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from engine.conditioning import ReferenceSizes
-from engine.dsm import DisentangledSemanticModulation, DSMConfig
+from engine.dsm import DisentangledSemanticModulation, DSMConfig, check_dsm_fits
 from engine.errors import EngineError
-from engine.lora import LoraSettings, has_lora, lora_settings, lora_state_dict, read_lora_file
-from engine.pipeline import FLUX_DEV, AstraSettings
+from engine.hub import hub_error, is_hub_id, resolve_token
+from engine.lora import LoraSettings, has_lora, lora_settings, lora_state_dict, read_lora_file, strip_key_prefix
+from engine.settings import FLUX_DEV, AstraSettings
 
 CONFIG_NAME = "astra_config.json"
 LORA_NAME = "transformer_lora.safetensors"
 DSM_NAME = "dsm.safetensors"
 ADAPTER_FILES = (CONFIG_NAME, LORA_NAME, DSM_NAME)
 FORMAT_VERSION = 1
-_HUB_ID = re.compile(r"[\w.-]+/[\w.-]+")
+TRANSFORMER_PREFIX = "transformer."  # diffusers' FluxLoraLoaderMixin.transformer_name + "."
+LORA_ADAPTER_METADATA_KEY = "lora_adapter_metadata"  # diffusers.loaders.lora_base's name for it
 
 
 @dataclass
@@ -127,7 +131,8 @@ def write_adapter(directory: str | Path, config: AstraConfig, lora_state: dict[s
     try:
         (staging / CONFIG_NAME).write_text(json.dumps(config.to_dict(), indent=2) + "\n")
         if lora_state is not None:
-            save_file(lora_state, str(staging / LORA_NAME), metadata={"format": "pt"})
+            save_file(diffusers_lora_state(lora_state), str(staging / LORA_NAME),
+                      metadata=diffusers_lora_metadata(config.lora))
         if dsm_state is not None:
             save_file(dsm_state, str(staging / DSM_NAME), metadata={"format": "pt"})
         _replace_folder(staging, directory)
@@ -161,9 +166,31 @@ def load_adapter(path_or_repo: str | Path, *, token: str | None = None, revision
         config = AstraConfig.from_dict(json.loads(config_path.read_text()))
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
         raise EngineError(f"{config_path} is damaged ({error}); download or save the adapter again.") from error
-    lora_state = _read_part(folder / LORA_NAME, config.lora is not None, lambda p: read_lora_file(p)[0])
+    lora_state = _read_part(folder / LORA_NAME, config.lora is not None,
+                            lambda p: strip_key_prefix(read_lora_file(p)[0]))  # files of either convention
     dsm_state = _read_part(folder / DSM_NAME, config.dsm is not None, load_file)
     return config, lora_state, dsm_state
+
+
+def diffusers_lora_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Peft keys relative to the transformer -> diffusers' pipeline LoRA keys (``transformer.`` +
+    key, as ``FluxLoraLoaderMixin.save_lora_weights`` writes them). Already prefixed keys stay."""
+    state = strip_key_prefix(state)
+    return {f"{TRANSFORMER_PREFIX}{key}": value for key, value in state.items()}
+
+
+def diffusers_lora_metadata(settings: LoraSettings) -> dict[str, str]:
+    """The safetensors header diffusers writes and reads back: the LoraConfig under
+    ``lora_adapter_metadata``, each key prefixed with the component (``transformer.r``...).
+
+    Without it diffusers infers the rank from the shapes and takes alpha = rank, which is wrong
+    for an adapter trained with another alpha.
+    """
+    targets = settings.target_modules if isinstance(settings.target_modules, str) else list(settings.target_modules)
+    config = {"r": settings.rank, "lora_alpha": settings.alpha if settings.alpha is not None else settings.rank,
+              "target_modules": targets}
+    packed = {f"{TRANSFORMER_PREFIX}{key}": value for key, value in config.items()}
+    return {"format": "pt", LORA_ADAPTER_METADATA_KEY: json.dumps(packed, indent=2, sort_keys=True)}
 
 
 def build_dsm(config: AstraConfig, dsm_state: dict[str, torch.Tensor],
@@ -185,17 +212,8 @@ def check_fits(config: AstraConfig, transformer: torch.nn.Module) -> None:
 
     (A LoRA of the wrong size is caught when it is loaded, by ``engine.lora``.)
     """
-    if config.dsm is None:
-        return
-    dit = transformer.config
-    blocks = dit.num_layers + dit.num_single_layers
-    inner = dit.num_attention_heads * dit.attention_head_dim
-    expected = {"num_layers": blocks, "inner_dim": inner, "text_dim": dit.joint_attention_dim}
-    wrong = {k: (getattr(config.dsm, k), v) for k, v in expected.items() if getattr(config.dsm, k) != v}
-    if wrong:
-        detail = ", ".join(f"{k} {got} (base: {want})" for k, (got, want) in wrong.items())
-        raise EngineError(f"This adapter's DSM was built for another base model ({detail}); use the base "
-                          f"it was trained on ({config.base}).")
+    if config.dsm is not None:
+        check_dsm_fits(config.dsm, transformer, trained_on=config.base)
 
 
 def _read_part(path: Path, expected: bool, read) -> dict[str, torch.Tensor]:
@@ -216,25 +234,16 @@ def _adapter_folder(path_or_repo: str, token: str | None, revision: str | None, 
     path = Path(path_or_repo).expanduser()
     if path.is_dir():
         return path
-    if path.exists() or not _HUB_ID.fullmatch(path_or_repo):
+    if path.exists() or not is_hub_id(path_or_repo):
         raise EngineError(f"Adapter {path_or_repo!r} is neither a folder nor a hub repo id (owner/name); "
                           "check the path.")
     from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError, RevisionNotFoundError
 
     try:
-        return Path(snapshot_download(path_or_repo, revision=revision, token=token or os.environ.get("HF_TOKEN"),
+        return Path(snapshot_download(path_or_repo, revision=revision, token=resolve_token(token),
                                       allow_patterns=list(ADAPTER_FILES), local_files_only=local_files_only))
-    except GatedRepoError as error:
-        raise EngineError(f"Adapter repo {path_or_repo} is gated: accept its terms on huggingface.co and set "
-                          "HF_TOKEN.") from error
-    except (RepositoryNotFoundError, RevisionNotFoundError) as error:
-        raise EngineError(f"Adapter repo {path_or_repo} (revision {revision or 'main'}) was not found; check the "
-                          "id, or set HF_TOKEN if it is private.") from error
-    except Exception as error:  # offline: LocalEntryNotFoundError, connection errors
-        raise EngineError(f"Could not fetch adapter {path_or_repo} from the Hugging Face Hub ({type(error).__name__})"
-                          f"; when offline, download it elsewhere (`hf download {path_or_repo} --local-dir DIR`) "
-                          "and pass the folder.") from error
+    except Exception as error:  # gated, not found, offline...: engine.hub says which
+        raise hub_error(error, "adapter", path_or_repo, revision=revision, token=token) from error
 
 
 def _replace_folder(staging: Path, target: Path) -> None:

@@ -2,7 +2,7 @@
 
 References are resized as UNO does (long side 512 for one reference, 320 for several, then
 centre-cropped to whole tokens); the pose map is rendered exactly like controlnet_aux's
-``draw_bodypose`` (``pose_db.render``), at full or 1/s resolution. Both are VAE-encoded with
+``draw_bodypose`` (``pose_db.scene.render``), at full or 1/s resolution. Both are VAE-encoded with
 FLUX's shift/scale and packed 2x2 like the latent, giving ``Conditions`` whose tokens follow the
 latent in the image stream. DSM's CLIP-vision features of the references are computed here too.
 """
@@ -17,10 +17,10 @@ import torch
 from diffusers import AutoencoderKL
 from diffusers.pipelines.flux.pipeline_flux import FluxPipeline
 from PIL import Image
-from pose_db.render import render_pose_map
-from pose_db.scene import PoseScene
 
 from engine.europe import GridHW, StreamLayout
+from pose_db.scene.model import PoseScene
+from pose_db.scene.render import render_pose_map
 
 
 @dataclass(frozen=True)
@@ -74,13 +74,23 @@ def _pose_grid(latent_hw: GridHW, pose_scale: int) -> GridHW:
 
 
 @torch.no_grad()
-def encode_tokens(vae: AutoencoderKL, image: Image.Image) -> tuple[torch.Tensor, GridHW]:
+def encode_tokens(vae: AutoencoderKL, image: Image.Image, *,
+                  device: torch.device | str | None = None) -> tuple[torch.Tensor, GridHW]:
     """VAE-encode an RGB image to packed latent tokens (1, h*w, 4*C) and its token grid (h, w).
 
     The posterior mean is used (no sampling noise), shifted and scaled as FLUX's latents are.
+
+    Args:
+        vae: FLUX's VAE.
+        image: the RGB image (whole packed tokens: sides multiples of 16).
+        device: where the pixels go: the pipeline's ``_execution_device`` (as diffusers'
+            ``FluxKontextPipeline`` encodes its image), never ``vae.device``: under
+            ``enable_model_cpu_offload`` the VAE sits on the CPU until ``encode`` moves it, and
+            under sequential offload its weights are on ``meta``. None: ``vae.device`` (no offload).
     """
+    device = vae.device if device is None else device
     pixels = torch.from_numpy(np.asarray(image.convert("RGB"), dtype=np.float32) / 127.5 - 1.0)
-    pixels = pixels.permute(2, 0, 1)[None].to(device=vae.device, dtype=vae.dtype)
+    pixels = pixels.permute(2, 0, 1)[None].to(device=device, dtype=vae.dtype)
     latent = vae.encode(pixels).latent_dist.mode()
     latent = (latent - vae.config.shift_factor) * vae.config.scaling_factor
     _, c, lh, lw = latent.shape
@@ -88,16 +98,18 @@ def encode_tokens(vae: AutoencoderKL, image: Image.Image) -> tuple[torch.Tensor,
 
 
 def encode_conditions(vae: AutoencoderKL, references: Sequence[Image.Image], pose_map: Image.Image | None,
-                      latent_hw: GridHW, pose_scale: int = 1) -> Conditions:
-    """Encode already-resized references and the pose map into the image stream's condition part."""
+                      latent_hw: GridHW, pose_scale: int = 1, *,
+                      device: torch.device | str | None = None) -> Conditions:
+    """Encode already-resized references and the pose map into the image stream's condition part
+    (``device``: the pipeline's execution device, see :func:`encode_tokens`)."""
     tokens, ref_hws = [], []
     for image in references:
-        packed, hw = encode_tokens(vae, image)
+        packed, hw = encode_tokens(vae, image, device=device)
         tokens.append(packed)
         ref_hws.append(hw)
     pose_hw = None
     if pose_map is not None:
-        packed, pose_hw = encode_tokens(vae, pose_map)
+        packed, pose_hw = encode_tokens(vae, pose_map, device=device)
         tokens.append(packed)
     layout = StreamLayout(latent_hw, tuple(ref_hws), pose_hw, pose_scale)
     return Conditions(torch.cat(tokens, dim=1) if tokens else None, layout)
@@ -105,9 +117,17 @@ def encode_conditions(vae: AutoencoderKL, references: Sequence[Image.Image], pos
 
 @torch.no_grad()
 def vision_states(image_encoder: torch.nn.Module, feature_extractor, references: Sequence[Image.Image],
-                  layer: int) -> torch.Tensor:
-    """(1, N, P, D) CLIP-vision hidden states (layer ``layer``, all patch tokens) for DSM."""
+                  layer: int | Sequence[int], *, device: torch.device | str | None = None) -> torch.Tensor:
+    """(1, N, P, D) CLIP-vision hidden states (all patch tokens) for DSM.
+
+    ``layer`` is one hidden-state index or several (``DSMConfig.vision_layers``); several are
+    concatenated along the tokens, layer by layer, so P = len(layers) x tokens per layer.
+    ``device``: the pipeline's execution device (under sequential offload the encoder's
+    parameters are on ``meta``, so they cannot say where its inputs go); None: its parameters'.
+    """
+    layers = (layer,) if isinstance(layer, int) else tuple(layer)
     pixels = feature_extractor(images=list(references), return_tensors="pt").pixel_values
     param = next(image_encoder.parameters())
-    out = image_encoder(pixels.to(device=param.device, dtype=param.dtype), output_hidden_states=True)
-    return out.hidden_states[layer][None]
+    device = param.device if device is None else device
+    out = image_encoder(pixels.to(device=device, dtype=param.dtype), output_hidden_states=True)
+    return torch.cat([out.hidden_states[i] for i in layers], dim=1)[None]

@@ -13,6 +13,7 @@ Norms, activations, softmax, RoPE and the per-sample modulation are elementwise 
 and left out (< 1 %). Text encoders, CLIP vision, DSM and the VAE run once per image, not per step.
 
     python -m engine.cost --height 1024 --width 1024 --refs 2 --ref-size 320 --pose-scale 1
+    python -m engine.cost --mode public        # weights each mode holds in bf16, and with offload
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import argparse
 import json
 import sys
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 from engine.errors import EngineError
 
@@ -210,6 +212,81 @@ def _ref_size(text: str) -> tuple[int, int]:
     raise argparse.ArgumentTypeError(f"--ref-size takes pixels (320) or WIDTHxHEIGHT (320x240), not {text!r}")
 
 
+# ----------------------------------------------------------------------------- memory plan per mode
+
+CONFIGS = Path(__file__).resolve().parent / "configs"
+GB = 1e9
+# What each mode holds (engine.modes): component -> config file (None: computed).
+_COMMON = {"transformer": "flux1_dev_transformer", "T5-XXL": "flux1_dev_text_encoder_2",
+           "CLIP-L text": "flux1_dev_text_encoder", "VAE": "flux1_dev_vae"}
+
+
+def parameter_counts() -> dict[str, int]:
+    """Parameters of every component, counted on modules built on the ``meta`` device from the
+    real configs in ``engine/configs`` (no weights, no memory; torch and diffusers load lazily)."""
+    import torch
+    from diffusers import AutoencoderKL, FluxControlNetModel, FluxTransformer2DModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPVisionConfig, CLIPVisionModel, T5Config, T5EncoderModel
+
+    from engine.dsm import DisentangledSemanticModulation, DSMConfig
+
+    def config(name):
+        return {k: v for k, v in json.loads((CONFIGS / f"{name}.json").read_text()).items() if not k.startswith("_")}
+
+    builders = {
+        "transformer": lambda: FluxTransformer2DModel(**config("flux1_dev_transformer")),
+        "T5-XXL": lambda: T5EncoderModel(T5Config(**config("flux1_dev_text_encoder_2"))),
+        "CLIP-L text": lambda: CLIPTextModel(CLIPTextConfig(**config("flux1_dev_text_encoder"))),
+        "VAE": lambda: AutoencoderKL(**config("flux1_dev_vae")),
+        "ControlNet (Union-Pro-2.0)": lambda: FluxControlNetModel(**config("union_pro_2_controlnet")),
+        "CLIP-L vision (DSM)": lambda: CLIPVisionModel(CLIPVisionConfig(**config("clip_vit_large_patch14_vision"))),
+        "DSM": lambda: DisentangledSemanticModulation(DSMConfig()),
+    }
+    with torch.device("meta"):
+        return {name: sum(p.numel() for p in build().parameters()) for name, build in builders.items()}
+
+
+def memory_plan(mode: str, counts: dict[str, int], *, fused: bool = True, controlnet: bool = True,
+                lora_rank: int = 512, bytes_per_param: int = 2) -> dict:
+    """Weights each mode holds in bf16, resident and with model CPU offload (weights only).
+
+    With ``offload="model"`` one stage sits on the GPU at a time: the text encoders, then the
+    transformer with the ControlNet (diffusers keeps the ControlNet out of the offload chain, so
+    both are resident while denoising) and an unfused LoRA, then the VAE. Activations come on
+    top (they grow with the stream: astra's pose tokens double it) and are not estimated here.
+    """
+    from engine.modes import spec
+
+    spec(mode)
+    lora = lora_parameters(lora_rank) if mode in ("astra", "public") else 0
+    parts = {name: counts[name] for name in _COMMON}
+    if mode != "astra" and controlnet:
+        parts["ControlNet (Union-Pro-2.0)"] = counts["ControlNet (Union-Pro-2.0)"]
+    if mode == "astra":
+        parts["CLIP-L vision (DSM)"] = counts["CLIP-L vision (DSM)"]
+        parts["DSM"] = counts["DSM"]
+    if lora:
+        parts[f"LoRA rank {lora_rank} ({'fused: in the transformer' if fused else 'unfused'})"] = 0 if fused else lora
+    gb = {name: n * bytes_per_param / GB for name, n in parts.items()}
+    denoise = sum(v for k, v in gb.items() if k.startswith(("transformer", "ControlNet", "LoRA")))
+    stages = {"text encoders": gb["T5-XXL"] + gb["CLIP-L text"], "denoising": denoise, "VAE": gb["VAE"]}
+    if mode == "astra":
+        stages["DSM features"] = gb["CLIP-L vision (DSM)"] + gb["DSM"]
+    return {"mode": mode, "components_gb": gb, "resident_gb": sum(gb.values()),
+            "offload_model_peak_gb": max(stages.values()), "stages_gb": stages}
+
+
+def format_memory(plans: list[dict]) -> str:
+    lines = ["Weights in bf16 (GB; 1 GB = 1e9 bytes), parameter counts from the real configs on the meta device"]
+    for plan in plans:
+        lines.append(f"\n{plan['mode']} mode")
+        lines += [f"  {name:<44}{value:>7.2f}" for name, value in plan["components_gb"].items()]
+        lines.append(f"  {'resident (offload none)':<44}{plan['resident_gb']:>7.2f}")
+        lines.append(f"  {'peak with offload=model (largest stage)':<44}{plan['offload_model_peak_gb']:>7.2f}")
+    lines.append("\nActivations are not included (not measured here: no GPU); they grow with the stream length.")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m engine.cost",
                                      description="Token counts and FLOPs per denoising step of ASTRA vs FLUX.1-dev "
@@ -225,7 +302,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=28)
     parser.add_argument("--t2i-seconds", type=float, help="measured FLUX t2i time per image, to scale")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument("--mode", choices=("astra", "public", "base", "all"),
+                        help="print the weights each mode holds (resident and with offload) instead of FLOPs")
+    parser.add_argument("--unfused", action="store_true", help="with --mode: the LoRA kept unfused")
+    parser.add_argument("--no-controlnet", action="store_true", help="with --mode: base/public without a ControlNet")
     args = parser.parse_args(argv)
+    if args.mode:
+        counts = parameter_counts()
+        plans = [memory_plan(mode, counts, fused=not args.unfused, controlnet=not args.no_controlnet)
+                 for mode in (("astra", "public", "base") if args.mode == "all" else (args.mode,))]
+        print(json.dumps(plans, indent=2) if args.json else format_memory(plans))
+        return 0
     try:
         result = compare(args.height, args.width, args.refs, args.ref_size, args.pose_scale, args.lora_rank)
     except EngineError as error:

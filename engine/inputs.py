@@ -11,9 +11,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from PIL import Image
-from pose_db.scene import MAX_SUBJECTS, PoseError, PoseScene
 
 from engine.errors import EngineError
+from pose_db.scene.model import MAX_SUBJECTS, PoseError, PoseScene
 
 MIN_SIDE, MAX_SIDE = 64, 4096
 MAX_STEPS = 200

@@ -35,6 +35,9 @@ class GenerationRequest:
         guidance_scale: FLUX.1-dev distilled guidance (not classifier-free guidance).
         seed: random seed for the initial noise.
         binding_strength: subject-to-skeleton attention binding; 0 turns it off.
+        controlnet_conditioning_scale, control_guidance_start, control_guidance_end: the pose
+            ControlNet's strength and active share of the steps (engines with a ControlNet);
+            None takes the model card's values.
     """
 
     prompt: str
@@ -47,6 +50,14 @@ class GenerationRequest:
     guidance_scale: float = 3.5
     seed: int = 0
     binding_strength: float = 1.0
+    controlnet_conditioning_scale: float | None = None
+    control_guidance_start: float | None = None
+    control_guidance_end: float | None = None
+
+    def control_kwargs(self) -> dict[str, float]:
+        """The ControlNet settings that were set, as ``AstraPipeline.__call__`` keywords."""
+        names = ("controlnet_conditioning_scale", "control_guidance_start", "control_guidance_end")
+        return {name: getattr(self, name) for name in names if getattr(self, name) is not None}
 
 
 @dataclass
@@ -61,6 +72,10 @@ class EngineInfo:
         base: base model hub id or folder.
         adapter: ASTRA adapter hub id or folder, if any.
         message: what a user should know, e.g. ``"tiny engine: images are noise"``.
+        mode: ``"astra"``, ``"public"`` or ``"base"`` (``engine.modes``), None without an engine.
+        uno_lora: UNO LoRA checkpoint (``public`` mode), if any.
+        controlnet: pose ControlNet checkpoint, if any (``"tiny"`` for the tiny engine's).
+        control_defaults: the ControlNet's (scale, start, end) defaults from its model card.
     """
 
     kind: str
@@ -69,6 +84,10 @@ class EngineInfo:
     base: str
     adapter: str | None
     message: str
+    mode: str | None = None
+    uno_lora: str | None = None
+    controlnet: str | None = None
+    control_defaults: tuple[float, float, float] | None = None
 
 
 @dataclass

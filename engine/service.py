@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import gc
 import logging
-import re
 import threading
 import time
 from collections.abc import Callable
@@ -28,16 +27,20 @@ from pathlib import Path
 
 import torch
 
+from engine.attention import install_binding_processors
 from engine.errors import EngineError, GenerationCancelled
-from engine.pipeline import CLIP_VISION, FLUX_DEV, TINY_MESSAGE, AstraPipeline
+from engine.hub import hub_error, is_hub_id
+from engine.pipeline import TINY_MESSAGE, AstraPipeline
+from engine.quantize import QUANTIZE_MODES, fp8_config, quantize_transformer
 from engine.request import EngineInfo, GenerationRequest, GenerationResult
+from engine.settings import CLIP_VISION, FLUX_DEV
 
 log = logging.getLogger(__name__)
 
 DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
 OFFLOAD_MODES = ("none", "model", "sequential")
+BINDING_ATTENTION = ("auto", "flex", "dense")
 TINY_BASE = "tiny (random weights)"
-_HUB_ID = re.compile(r"[\w.-]+/[\w.-]+")
 _LOCK_POLL_S = 0.05
 Progress = Callable[[int, int], None]
 
@@ -60,6 +63,15 @@ class EngineConfig:
         device: ``"cuda"``, ``"cuda:1"``, ``"cpu"``...; None picks the first CUDA GPU.
         clip: CLIP vision model (hub id or folder) DSM reads reference features from.
         local_files_only: never touch the network (hub cache and folders only).
+        uno_lora: UNO's LoRA (``bytedance-research/UNO``, its folder or ``dit_lora.safetensors``)
+            for ``public`` mode; ignored with ``adapter``.
+        controlnet: a pose FLUX ControlNet (hub id or folder) for ``public``/``base`` mode;
+            ignored with ``adapter``.
+        control_mode: a union v1 ControlNet's mode (pose 4); None: the model card's.
+        quantize: ``"none"`` or ``"fp8"``: fp8 weight-only transformer through torchao
+            (``engine.quantize``; halves its weights, for 24 GB cards; needs ``fuse_lora``).
+        binding_attention: how subject binding runs: ``"flex"`` (FlexAttention ids, no S x S
+            mask), ``"dense"`` (the additive-mask reference) or ``"auto"`` (flex on CUDA).
     """
 
     base: str = FLUX_DEV
@@ -72,6 +84,11 @@ class EngineConfig:
     device: str | None = None
     clip: str = CLIP_VISION
     local_files_only: bool = False
+    uno_lora: str | None = None
+    controlnet: str | None = None
+    control_mode: int | None = None
+    quantize: str = "none"
+    binding_attention: str = "auto"
 
     def check(self, sources: bool = True) -> None:
         """Raise :class:`EngineError` on a setting that cannot work, before any weight loads
@@ -80,6 +97,16 @@ class EngineConfig:
             raise EngineError(f"dtype must be one of {', '.join(DTYPES)}, not {self.dtype!r}.")
         if self.offload not in OFFLOAD_MODES:
             raise EngineError(f"offload must be one of {', '.join(OFFLOAD_MODES)}, not {self.offload!r}.")
+        if self.quantize not in QUANTIZE_MODES:
+            raise EngineError(f"quantize must be one of {', '.join(QUANTIZE_MODES)}, not {self.quantize!r}.")
+        if self.binding_attention not in BINDING_ATTENTION:
+            raise EngineError(f"binding_attention must be one of {', '.join(BINDING_ATTENTION)}, "
+                              f"not {self.binding_attention!r}.")
+        if self.quantize == "fp8":
+            fp8_config()  # torchao missing: an error naming it now, not after the weights loaded
+            if not self.fuse_lora and (self.adapter or self.uno_lora):
+                raise EngineError("--quantize fp8 needs the LoRA fused into the base weights; set fuse_lora=True "
+                                  "or start without --quantize.")
         if self.device is not None:
             try:
                 device = torch.device(self.device)
@@ -87,7 +114,7 @@ class EngineConfig:
                 raise EngineError(f"{self.device!r} is not a device; use 'cuda', 'cuda:1' or 'cpu'.") from error
             if device.type == "cpu" and self.offload != "none":
                 raise EngineError("CPU offload needs a GPU to offload from; use offload='none' on the CPU.")
-        for name in ("base", "adapter", "clip") if sources else ():
+        for name in ("base", "adapter", "clip", "uno_lora", "controlnet") if sources else ():
             _check_source(name, getattr(self, name))
 
 
@@ -96,7 +123,7 @@ def _check_source(name: str, value: str | None) -> None:
     if value is None:
         return
     path = Path(value).expanduser()
-    if path.exists() or (_HUB_ID.fullmatch(value) and not value.startswith((".", "~"))):
+    if path.exists() or is_hub_id(value):
         return
     raise EngineError(f"{name} {value!r} is neither an existing folder nor a hub id (owner/name); check the path.")
 
@@ -125,17 +152,17 @@ class EngineService:
         try:
             pipe = AstraPipeline.from_pretrained(base=config.base, adapter=config.adapter, image_encoder=config.clip,
                                                  dtype=DTYPES[config.dtype], fuse_lora=config.fuse_lora,
-                                                 local_files_only=config.local_files_only)
+                                                 local_files_only=config.local_files_only,
+                                                 uno_lora=None if config.adapter else config.uno_lora,
+                                                 controlnet=None if config.adapter else config.controlnet,
+                                                 control_mode=config.control_mode)
         except EngineError:
             raise
         except Exception as error:  # hub, file-format and memory errors have no common base class
             log.exception("Loading the engine failed")
             _release_memory()
-            raise EngineError(f"Could not load the engine from {config.base}"
-                              f"{f' with adapter {config.adapter}' if config.adapter else ''} "
-                              f"({type(error).__name__}: {error}). Check the ids or folders; FLUX.1-dev is gated, "
-                              "so accept its licence on huggingface.co and set HF_TOKEN, or download it and pass the "
-                              "folder.") from error
+            what = f"engine (adapter {config.adapter!r})" if config.adapter else "engine"
+            raise hub_error(error, what, config.base) from error
         service = cls.from_pipeline(pipe, replace(config, device=str(device)))
         log.info("Engine loaded in %.1f s: %s", time.perf_counter() - started, service.info())
         return service
@@ -146,6 +173,8 @@ class EngineService:
         ``config.base``/``adapter`` only label it."""
         config.check(sources=False)
         device = torch.device(config.device or "cpu")
+        if config.quantize != "none":  # on the host, before placement: only the fp8 weights reach the GPU
+            quantize_transformer(pipe.transformer, config.quantize)
         try:
             if config.offload == "model":
                 pipe.enable_model_cpu_offload(device=device)
@@ -153,6 +182,9 @@ class EngineService:
                 pipe.enable_sequential_cpu_offload(device=device)
             else:
                 pipe.to(device)
+            pipe.binding_attention = config.binding_attention
+            # Before compiling: the blocks are traced with the processor that takes the flex binding.
+            install_binding_processors(pipe.transformer)
             if config.compile:
                 pipe.transformer.compile_repeated_blocks(backend=config.compile_backend)
         except Exception as error:
@@ -163,13 +195,13 @@ class EngineService:
         return cls(pipe, _describe(pipe, config, device), config)
 
     @classmethod
-    def tiny(cls, seed: int = 0) -> EngineService:
+    def tiny(cls, seed: int = 0, mode: str = "astra") -> EngineService:
         """The tiny engine: every component from small configs with random weights, on the CPU.
-        Runs the real code path in seconds; its images are noise."""
+        Runs the real code path in seconds; its images are noise. ``mode``: see ``engine.modes``."""
         config = EngineConfig(base=TINY_BASE, dtype="float32", fuse_lora=False, device="cpu")
-        pipe = AstraPipeline.tiny(seed=seed)
+        pipe = AstraPipeline.tiny(seed=seed, mode=mode)
         return cls(pipe.to("cpu"), EngineInfo(kind="tiny", device="cpu", dtype="float32", base=TINY_BASE,
-                                              adapter=None, message=TINY_MESSAGE), config)
+                                              adapter=None, message=TINY_MESSAGE, **_mode_fields(pipe)), config)
 
     @classmethod
     def unavailable(cls, reason: str) -> EngineService:
@@ -197,6 +229,24 @@ class EngineService:
         """Whether a job is running now."""
         return self._lock.locked()
 
+    @property
+    def concurrency(self) -> int:
+        """How many jobs can run at once (one engine: 1; ``engine.pool.EnginePool``: one per GPU)."""
+        return 1
+
+    def try_acquire(self) -> bool:
+        """Claim this engine for one job without waiting (``engine.pool``); pair with :meth:`release`."""
+        return self._pipe is not None and self._lock.acquire(blocking=False)
+
+    def release(self) -> None:
+        self._lock.release()
+
+    def run_claimed(self, request: GenerationRequest, progress: Progress | None = None,
+                    cancel: threading.Event | None = None) -> GenerationResult:
+        """:meth:`generate` on an engine already claimed with :meth:`try_acquire` (the caller releases it)."""
+        self._check_request(request)
+        return self._run(request, progress, cancel)
+
     # ----------------------------------------------------------------------------- generation
 
     def generate(self, request: GenerationRequest, progress: Progress | None = None,
@@ -214,10 +264,7 @@ class EngineService:
             EngineError: no engine, a bad request, out of memory or another failure (the
                 service stays usable).
         """
-        if self._pipe is None:
-            raise EngineError(f"Generation is off: {self._info.message}")
-        if not isinstance(request, GenerationRequest):
-            raise EngineError(f"generate() takes a GenerationRequest, not {type(request).__name__}.")
+        self._check_request(request)
         if cancel is not None and cancel.is_set():
             raise GenerationCancelled("Stopped before the first step.")
         while not self._lock.acquire(timeout=_LOCK_POLL_S):
@@ -227,6 +274,12 @@ class EngineService:
             return self._run(request, progress, cancel)
         finally:
             self._lock.release()
+
+    def _check_request(self, request: GenerationRequest) -> None:
+        if self._pipe is None:
+            raise EngineError(f"Generation is off: {self._info.message}")
+        if not isinstance(request, GenerationRequest):
+            raise EngineError(f"generate() takes a GenerationRequest, not {type(request).__name__}.")
 
     def _run(self, request: GenerationRequest, progress: Progress | None,
              cancel: threading.Event | None) -> GenerationResult:
@@ -248,7 +301,7 @@ class EngineService:
                           height=request.height, width=request.width,
                           num_inference_steps=request.num_inference_steps, guidance_scale=request.guidance_scale,
                           seed=request.seed, binding_strength=request.binding_strength,
-                          callback_on_step_end=on_step_end)
+                          callback_on_step_end=on_step_end, **request.control_kwargs())
         except EngineError:  # bad input (check_inputs) or GenerationCancelled
             raise
         except Exception as error:
@@ -294,15 +347,26 @@ def _describe(pipe: AstraPipeline, config: EngineConfig, device: torch.device) -
             pass
     if config.offload != "none":
         notes.append(f"{config.offload} CPU offload")
-    if config.adapter and config.fuse_lora:
+    if (config.adapter or pipe.checkpoints.get("uno_lora")) and config.fuse_lora:
         notes.append("LoRA fused")
+    if config.quantize != "none":
+        notes.append(f"{config.quantize} transformer weights (torchao)")
     if config.compile:
         notes.append(f"compiled blocks ({config.compile_backend}; the first image per size compiles)")
     if pipe.is_tiny:
         notes.append(TINY_MESSAGE)
     return EngineInfo(kind="tiny" if pipe.is_tiny else "real", device=str(device),
                       dtype=str(pipe.transformer.dtype).removeprefix("torch."), base=config.base,
-                      adapter=config.adapter, message="; ".join(notes))
+                      adapter=config.adapter, message="; ".join(notes), **_mode_fields(pipe))
+
+
+def _mode_fields(pipe: AstraPipeline) -> dict:
+    """EngineInfo's mode, exact checkpoints and ControlNet defaults (``engine.modes``)."""
+    control = pipe.control
+    return dict(mode=pipe.mode, uno_lora=pipe.checkpoints.get("uno_lora"),
+                controlnet=pipe.checkpoints.get("controlnet") or ("tiny" if pipe.controlnet is not None else None),
+                control_defaults=None if control is None else (control.conditioning_scale, control.guidance_start,
+                                                                control.guidance_end))
 
 
 def _is_out_of_memory(error: BaseException) -> bool:

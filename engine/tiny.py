@@ -10,7 +10,7 @@ attention_head_dim``.
 from __future__ import annotations
 
 import torch
-from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxTransformer2DModel
+from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxControlNetModel, FluxTransformer2DModel
 from transformers import (
     BertTokenizerFast,
     CLIPImageProcessor,
@@ -78,3 +78,53 @@ def _randomise_outputs(dsm: DisentangledSemanticModulation) -> None:
     with torch.no_grad():
         for p in (dsm.to_global_offset.weight, dsm.layer_up):
             p.normal_(std=0.5)
+
+
+UNO_RANK = 4  # the tiny UNO LoRA's rank (UNO's own: 512)
+
+
+def tiny_controlnet(transformer: FluxTransformer2DModel, seed: int = 0, num_layers: int = 2) -> FluxControlNetModel:
+    """A Union-Pro-2.0-shaped ControlNet for ``transformer``: double blocks only, no mode embedding.
+
+    diffusers zero-initialises the ControlNet's input and output projections (a fresh ControlNet
+    is the identity); the tiny one gets random ones so its path matters, as a trained one's does.
+    """
+    torch.manual_seed(seed + 1)
+    config = transformer.config
+    controlnet = FluxControlNetModel(
+        patch_size=1, in_channels=config.in_channels, num_layers=num_layers, num_single_layers=0,
+        attention_head_dim=config.attention_head_dim, num_attention_heads=config.num_attention_heads,
+        joint_attention_dim=config.joint_attention_dim, pooled_projection_dim=config.pooled_projection_dim,
+        guidance_embeds=True, axes_dims_rope=tuple(config.axes_dims_rope), num_mode=None)
+    with torch.no_grad():
+        for module in (controlnet.controlnet_x_embedder, *controlnet.controlnet_blocks):
+            module.weight.normal_(std=0.3)
+            module.bias.normal_(std=0.1)
+    return controlnet.eval()
+
+
+def tiny_uno_state_dict(transformer: FluxTransformer2DModel, rank: int = UNO_RANK, seed: int = 0,
+                        std: float = 0.2) -> dict[str, torch.Tensor]:
+    """A random LoRA with UNO's exact key names and layout at ``transformer``'s sizes.
+
+    ``uno/flux/modules/layers.py``: ``double_blocks.{i}.processor.{qkv,proj}_lora{1,2}`` (1 image,
+    2 text stream) and ``single_blocks.{i}.processor.{qkv,proj}_lora``, each ``down`` (in -> r)
+    and ``up`` (r -> out); a single block's ``proj_lora`` reads ``linear2``'s input (attention
+    output and MLP: 5 * dim).
+    """
+    generator = torch.Generator().manual_seed(seed)
+    dim = transformer.inner_dim
+
+    def pair(name: str, fan_in: int, fan_out: int) -> dict[str, torch.Tensor]:
+        return {f"{name}.down.weight": torch.randn(rank, fan_in, generator=generator) * std,
+                f"{name}.up.weight": torch.randn(fan_out, rank, generator=generator) * std}
+
+    state: dict[str, torch.Tensor] = {}
+    for i in range(len(transformer.transformer_blocks)):
+        for stream in ("1", "2"):
+            state |= pair(f"double_blocks.{i}.processor.qkv_lora{stream}", dim, 3 * dim)
+            state |= pair(f"double_blocks.{i}.processor.proj_lora{stream}", dim, dim)
+    for i in range(len(transformer.single_transformer_blocks)):
+        state |= pair(f"single_blocks.{i}.processor.qkv_lora", dim, 3 * dim)
+        state |= pair(f"single_blocks.{i}.processor.proj_lora", 5 * dim, dim)
+    return state

@@ -8,6 +8,8 @@ Nothing in FLUX's weights or modules is replaced; ASTRA only changes what goes i
 * EURoPE position ids for that stream (``img_ids``);
 * DSM's per-layer offsets on the text stream at the input of every double and single block
   (forward pre-hooks, see :func:`modulate_text_stream`);
+* a pose ControlNet's residuals (``public``/``base`` modes) on the latent slice only, zero over
+  the reference tokens (``engine.controlnet``);
 * subject binding as an additive attention bias. FLUX's stock ``FluxAttnProcessor`` already
   forwards ``attention_mask`` to ``dispatch_attention_fn(attn_mask=...)``, and every block
   passes ``joint_attention_kwargs`` on to its attention, so no custom processor is needed (and
@@ -23,6 +25,8 @@ from typing import Any
 
 import torch
 from diffusers import FluxTransformer2DModel
+
+from engine.controlnet import pad_residuals
 
 
 def dit_blocks(transformer: FluxTransformer2DModel) -> list[torch.nn.Module]:
@@ -84,7 +88,10 @@ def astra_forward(
     txt_ids: torch.Tensor,
     guidance: torch.Tensor | None = None,
     attention_bias: torch.Tensor | None = None,
+    binding: Any | None = None,
     joint_attention_kwargs: dict[str, Any] | None = None,
+    controlnet_block_samples: list[torch.Tensor] | None = None,
+    controlnet_single_block_samples: list[torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Predict the flow for the latent tokens.
 
@@ -99,7 +106,13 @@ def astra_forward(
         txt_ids: (T, 3) text ids (zeros in FLUX).
         guidance: (B,) FLUX.1-dev distilled guidance scale, or None for models without it.
         attention_bias: additive (1 or B, 1, T + L, T + L) bias over the joint sequence, or None.
+        binding: the same binding as FlexAttention ids (``engine.attention.RegionBinding``), or
+            None; the first call with one swaps in ``BindingAttnProcessor`` (stock code without it).
         joint_attention_kwargs: passed on to the attention processors (e.g. LoRA ``scale``).
+        controlnet_block_samples, controlnet_single_block_samples: a ControlNet's residuals for
+            the *latent* tokens (B, L_latent, D) (``engine.controlnet.control_residuals``), or
+            None. diffusers adds them to the whole image stream; here they are zero-padded over
+            the condition tokens so they reach the latent slice only.
     """
     num_latent = latents.shape[1]
     stream = latents if conditions is None else torch.cat([latents, conditions.to(latents.dtype)], dim=1)
@@ -108,6 +121,11 @@ def astra_forward(
     kwargs = dict(joint_attention_kwargs or {})
     if attention_bias is not None:
         kwargs["attention_mask"] = attention_bias.to(latents.dtype)
+    if binding is not None:
+        from engine.attention import install_binding_processors
+
+        install_binding_processors(transformer)
+        kwargs["binding"] = binding
     prediction = transformer(
         hidden_states=stream,
         encoder_hidden_states=encoder_hidden_states,
@@ -117,6 +135,8 @@ def astra_forward(
         txt_ids=txt_ids,
         guidance=guidance,
         joint_attention_kwargs=kwargs or None,
+        controlnet_block_samples=pad_residuals(controlnet_block_samples, stream.shape[1]),
+        controlnet_single_block_samples=pad_residuals(controlnet_single_block_samples, stream.shape[1]),
         return_dict=False,
     )[0]
     return prediction[:, :num_latent]

@@ -32,7 +32,9 @@ from safetensors.torch import load_file
 
 from engine.checkpoint import AstraConfig, write_adapter
 from engine.errors import EngineError
+from engine.hub import hub_error, is_hub_id, resolve_token
 from engine.lora import LoraSettings
+from engine.settings import UNO_LORA_FILE, UNO_REPO
 
 UNO_SOURCE = "bytedance/UNO dit_lora.safetensors (converted by engine.uno_convert)"
 # UNO processor LoRA -> diffusers modules it adds to (several = a fused qkv split in order).
@@ -91,6 +93,30 @@ def convert_uno_state_dict(uno_state: dict[str, torch.Tensor]) -> tuple[dict[str
     if len(ranks) != 1:
         raise EngineError(f"UNO LoRA layers have different ranks {sorted(ranks)}; expected one.")
     return peft_state, ranks.pop()
+
+
+def read_uno_lora(source: str | Path, *, token: str | None = None, local_files_only: bool = False,
+                  ) -> tuple[dict[str, torch.Tensor], int]:
+    """UNO's LoRA from a file, a folder holding ``dit_lora.safetensors`` or a hub repo, converted to
+    ASTRA peft keys: ``(peft_state, rank)``. Hub and file problems raise :class:`EngineError`."""
+    path = Path(str(source)).expanduser()
+    if path.is_dir():
+        path = path / UNO_LORA_FILE
+    elif not path.exists() and is_hub_id(str(source)):
+        from huggingface_hub import hf_hub_download
+
+        try:
+            path = Path(hf_hub_download(str(source), UNO_LORA_FILE, token=resolve_token(token),
+                                        local_files_only=local_files_only))
+        except Exception as error:  # gated, offline, not found...: engine.hub says which
+            raise hub_error(error, "UNO LoRA", str(source), token=token) from error
+    if not path.is_file():
+        raise EngineError(f"{path} does not exist; pass UNO's {UNO_LORA_FILE}, its folder or the hub id {UNO_REPO}.")
+    try:
+        uno_state = load_file(str(path))
+    except Exception as error:  # safetensors' header errors have no common base class
+        raise EngineError(f"{path} is not a readable safetensors file ({error}); download it again.") from error
+    return convert_uno_state_dict(uno_state)
 
 
 def convert_uno_file(source: str | Path, out_dir: str | Path, *, overwrite: bool = False) -> Path:

@@ -32,18 +32,26 @@ class Defaults:
 
 @dataclass(frozen=True)
 class Limits:
-    min_side: int = 64
-    max_side: int = 2048
-    max_steps: int = 60
-    max_guidance: float = 10.0
-    max_binding_strength: float = 2.0
-    max_prompt_chars: int = 500
-    max_subject_name_chars: int = 24
-    max_subjects: int = 4
-    retrieve_top_k: int = 8
-    history_length: int = 24
-    max_file_size: str = "12mb"
-    queue_max_size: int = 16
+    """The studio's limits, exactly as ``presets.yaml`` gives them (no defaults here: the YAML
+    is the one source). The prompt length and the subject count are the product's own limits,
+    ``pose_db.prompt.MAX_PROMPT_CHARS`` and ``pose_db.scene.MAX_SUBJECTS``, not settings."""
+
+    min_side: int
+    max_side: int
+    max_steps: int
+    max_guidance: float
+    max_binding_strength: float
+    max_subject_name_chars: int
+    retrieve_top_k: int
+    history_length: int
+    max_file_size: str
+    max_request_size: str
+    queue_max_size: int
+    retrieve_concurrency: int
+
+    @classmethod
+    def load(cls, path: str | Path = PRESETS_PATH) -> Limits:
+        return Presets.load(path).limits
 
 
 @dataclass(frozen=True)
@@ -53,12 +61,12 @@ class Presets:
     limits: Limits
 
     @classmethod
-    def load(cls, path: str | Path = PRESETS_PATH) -> "Presets":
+    def load(cls, path: str | Path = PRESETS_PATH) -> Presets:
         data = yaml.safe_load(Path(path).read_text())
         return cls(
             sizes=tuple(SizePreset(**s) for s in data["sizes"]),
             defaults={kind: Defaults(**d) for kind, d in data["defaults"].items()},
-            limits=Limits(**data.get("limits", {})),
+            limits=Limits(**data["limits"]),
         )
 
     def size(self, name: str) -> SizePreset:
@@ -97,6 +105,8 @@ class StudioConfig:
         zero_gpu: running on a ZeroGPU Space: generation is wrapped in ``spaces.GPU`` and the
             defaults are the small "zerogpu" ones.
         gpu_duration: seconds requested from ZeroGPU per generation.
+        gpu_concurrency: GPU events running at once: the number of resident engines
+            (``python app.py --gpus 0,1,2,3`` gives 4); 1 for one engine and on ZeroGPU.
         presets: sizes, defaults and limits (``ui/presets.yaml``).
         examples: example subjects and prompts (``assets/examples/examples.yaml``).
         weights_help: what to tell a user who has no real engine, shown in the status line.
@@ -104,6 +114,7 @@ class StudioConfig:
 
     zero_gpu: bool = False
     gpu_duration: int = 120
+    gpu_concurrency: int = 1
     presets: Presets = field(default_factory=Presets.load)
     examples: list[Example] = field(default_factory=load_examples)
     weights_help: str = ("To generate real images: run on a CUDA GPU with ~48 GB, accept the "

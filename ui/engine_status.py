@@ -8,9 +8,8 @@ from .config import StudioConfig
 def engine_status(info, config: StudioConfig) -> str:
     """Markdown for ``EngineInfo``: real FLUX on which GPU, the tiny engine, or none and why."""
     if info.kind == "real":
-        adapter = f" + {info.adapter}" if info.adapter else " (no ASTRA adapter: plain FLUX)"
         where = "ZeroGPU" if config.zero_gpu else info.device
-        text = f"**Real engine** — `{info.base}`{adapter} on **{where}**, {info.dtype}."
+        text = f"**Real engine, {_mode_line(info)} on **{where}**, {info.dtype}."
     elif info.kind == "tiny":
         text = ("**Tiny engine** — untrained random weights: images are noise, for "
                 "development and tests. " + config.weights_help)
@@ -21,3 +20,28 @@ def engine_status(info, config: StudioConfig) -> str:
     if info.message and info.kind != "tiny":
         text += f"  \n<small>{info.message}</small>"
     return text
+
+
+# What each engine mode (engine.modes) can use, for the status line.
+_MODES = {
+    "astra": "ASTRA adapter: subjects and pose as tokens",
+    "public": "public weights: subjects through UNO's LoRA, pose through a ControlNet",
+    "base": "FLUX.1-dev alone: no subject images",
+}
+
+
+def _mode_line(info) -> str:
+    """``public mode (what it can use): checkpoint + checkpoint``, for the real engine's line."""
+    mode = getattr(info, "mode", None)
+    parts = [f"`{info.base}`"]
+    if info.adapter:
+        parts.append(f"adapter `{info.adapter}`")
+    if getattr(info, "uno_lora", None):
+        parts.append(f"UNO LoRA `{info.uno_lora}`")
+    if getattr(info, "controlnet", None):
+        parts.append(f"pose ControlNet `{info.controlnet}`")
+    what = _MODES.get(mode, "weights of unknown kind")
+    if mode == "base" and not getattr(info, "controlnet", None):
+        what += ", text only (no pose ControlNet)"
+    licence = " (non-commercial weights)" if mode in ("public", "base") else ""
+    return f"{mode or 'unknown'} mode** ({what}): " + " + ".join(parts) + licence + ","

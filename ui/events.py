@@ -1,7 +1,15 @@
-"""The studio's events: what each button and edit does, calling the services handed in.
+"""The studio's cross-panel events: what a button or an edit does when it reaches beyond its
+own panel, calling the services handed in.
 
-Every handler takes plain component values and per-session ``gr.State`` (history, cancel
-flag), never module globals, so one session never sees another's subjects or results.
+The rule: **panel-local events in the panel (``ui/panels/``), cross-panel events here.** An
+event whose inputs and outputs all belong to one panel is wired by that panel's ``build_*``;
+anything that reads or writes another panel (Retrieve fills the editor, Generate reads every
+panel, Restore fills them all) is wired below.
+
+Handlers read their inputs by name: an event given a *set* of components receives one
+``{component: value}`` dict, so no handler counts positions. Every handler takes component
+values and per-session ``gr.State`` (history, cancel flag), never module globals, so one
+session never sees another's subjects or results.
 """
 
 from __future__ import annotations
@@ -9,16 +17,22 @@ from __future__ import annotations
 import gradio as gr
 
 from engine.errors import GenerationCancelled
+from pose_db.prompt import MAX_PROMPT_CHARS
+from pose_db.scene import MAX_SUBJECTS
 
-from .api import GPU
-from .assignment import assign, assign_in_order, drop_subject, panel_updates
+from .api import gpu_queue
+from .assignment import assign, assign_in_order, drop_subject
+from .canvas_fit import canvas_size, fit_note, fit_pose
 from .config import StudioConfig
-from .generation import (Generator, Settings, check_settings, gradio_progress, make_request,
-                         pick_seed)
-from .results import add_to_history, gallery_value, load_recipe_file, show_result
-from .retrieval_panel import (check_prompt, gallery_items, run_retrieval, status_text)
-from .settings_panel import CUSTOM
-from .subjects import card_updates, read_cards, subject_labels
+from .disconnect import cancel_on_disconnect
+from .generation import Generator, gradio_progress, prepare_request
+from .panels.assignment import panel_updates
+from .panels.photo import detect_pose
+from .panels.results import add_to_history, gallery_value, load_recipe_file, show_result
+from .panels.retrieval import gallery_items, run_retrieval, status_text
+from .panels.settings import CUSTOM
+from .panels.subjects import card_updates, remove_card
+from .subjects import subject_labels
 
 UI_ONLY = dict(api_visibility="private")
 
@@ -26,25 +40,32 @@ UI_ONLY = dict(api_visibility="private")
 def wire_studio(studio, *, generator: Generator, retriever, detector,
                 config: StudioConfig) -> None:
     _wire_retrieval(studio, retriever, config)
-    _wire_assignment(studio, config)
+    _wire_assignment(studio)
     _wire_generation(studio, generator, config)
     _wire_restore(studio, config)
-    _wire_photo(studio, detector)
+    _wire_photo(studio, detector, config)
+    _wire_canvas_fit(studio)
 
 
-def _labels_and_count(n: int, values) -> tuple[int, list[str], list[str]]:
-    """Split ``[count, *names, *colours]`` into count, display labels and colours."""
-    count, names, colours = values[0], list(values[1:1 + n]), list(values[1 + n:1 + 2 * n])
-    return count, subject_labels(count, names, n), colours
+def _wire_canvas_fit(studio) -> None:
+    """With the lock on, the canvas takes the output size: a retrieved, imported or restored
+    pose, and a new size or preset, refit the skeletons (scaled evenly, centred)."""
+    s, editor = studio.settings, studio.editor
+
+    def follow(pose, width, height, locked):
+        if not locked or canvas_size(pose) in (None, (int(width), int(height))):
+            return gr.skip()
+        return fit_pose(pose, width, height)
+
+    inputs = [editor, s.width, s.height, s.lock]
+    for trigger in (editor.change, s.width.change, s.height.change, s.lock.change):
+        trigger(follow, inputs, editor, queue=False, **UI_ONLY)
 
 
-def _prompt_validation(prompt: str | None, config: StudioConfig, inputs: int) -> list[dict]:
-    """The cheap check run before an event is queued, shown on the prompt box itself; Gradio
-    wants one verdict per input, and only the prompt (the first input) can fail."""
-    limit = config.limits.max_prompt_chars
-    verdict = gr.validate(0 < len((prompt or "").strip()) <= limit,
-                          f"Type a prompt first (at most {limit} characters).")
-    return [verdict] + [gr.validate(True, "")] * (inputs - 1)
+def _prompt_verdict(prompt: str | None) -> dict:
+    """The cheap check run before an event is queued, shown on the prompt box itself."""
+    return gr.validate(0 < len((prompt or "").strip()) <= MAX_PROMPT_CHARS,
+                       f"Type a prompt first (at most {MAX_PROMPT_CHARS} characters).")
 
 
 def _wire_retrieval(studio, retriever, config: StudioConfig) -> None:
@@ -52,11 +73,12 @@ def _wire_retrieval(studio, retriever, config: StudioConfig) -> None:
     threshold = getattr(retriever, "threshold", None)
 
     def validate(prompt, people, count):
-        return _prompt_validation(prompt, config, inputs=3)
+        # One verdict per input; only the prompt can fail.
+        return [_prompt_verdict(prompt), gr.validate(True, ""), gr.validate(True, "")]
 
     def retrieve(prompt, people, count):
         retrieval = run_retrieval(retriever, prompt, people, limits)
-        scenes = [res.scene.to_openpose() for res in retrieval.results] \
+        scenes = [res.entry.scene.to_openpose() for res in retrieval.results] \
             if retrieval.matched else []
         best = assign_in_order(scenes[0], count) if scenes else None
         gallery = gr.update(value=gallery_items(retrieval) if scenes else [],
@@ -66,7 +88,7 @@ def _wire_retrieval(studio, retriever, config: StudioConfig) -> None:
     for trigger in (r.button.click, r.prompt.submit):
         trigger(retrieve, [r.prompt, r.people, subjects.count],
                 [r.gallery, r.status, r.scenes, studio.editor], validator=validate,
-                concurrency_limit=4, concurrency_id="retrieve", **UI_ONLY)
+                concurrency_limit=limits.retrieve_concurrency, concurrency_id="retrieve", **UI_ONLY)
 
     def pick(scenes, count, evt: gr.SelectData):
         if not scenes or evt.index is None or not 0 <= evt.index < len(scenes):
@@ -76,20 +98,23 @@ def _wire_retrieval(studio, retriever, config: StudioConfig) -> None:
     r.gallery.select(pick, [r.scenes, subjects.count], studio.editor, queue=False, **UI_ONLY)
 
 
-def _wire_assignment(studio, config: StudioConfig) -> None:
-    n = config.limits.max_subjects
+def _wire_assignment(studio) -> None:
     a, subjects, editor = studio.assignment, studio.subjects, studio.editor
-    name_inputs = [subjects.count, *subjects.names, *subjects.colours]
     outputs = [*a.dropdowns, a.auto, a.hint]
+    prompt = studio.retrieval.prompt
+    refresh_inputs = {editor, subjects.count, prompt, *subjects.names, *subjects.colours}
 
-    def refresh(pose, *values):
-        _, labels, _ = _labels_and_count(n, values)
-        return panel_updates(pose, labels)
+    def refresh(values):
+        labels = subject_labels(values[subjects.count], [values[c] for c in subjects.names])
+        return panel_updates(values[editor], labels, [values[c] for c in subjects.colours],
+                             values[prompt])
 
-    refresh_inputs = [editor, *name_inputs]
     editor.change(refresh, refresh_inputs, outputs, queue=False, **UI_ONLY)
-    for component in (subjects.count, *subjects.names):
+    for component in (subjects.count, *subjects.names, *subjects.colours):
         component.change(refresh, refresh_inputs, outputs, queue=False, **UI_ONLY)
+    # The prompt is checked against the names when the creator leaves the box, not per key.
+    for trigger in (prompt.blur, prompt.submit):
+        trigger(refresh, refresh_inputs, outputs, queue=False, **UI_ONLY)
     # Names and colours reach the canvas halos in the browser alone: no server round trip.
     for component in (*subjects.names, *subjects.colours):
         component.change(None, [*subjects.names, *subjects.colours], None,
@@ -100,86 +125,113 @@ def _wire_assignment(studio, config: StudioConfig) -> None:
                        editor, queue=False, **UI_ONLY)
     a.auto.click(assign_in_order, [editor, subjects.count], editor, queue=False, **UI_ONLY)
 
-    # Removing card k moves the later cards up: move the assignments with them.
+    # Removing card k moves the later cards up: the cards and the pose's bindings change in
+    # one event, so a binding follows its subject (never a stale count or a half-done move).
     for k, card in enumerate(subjects.cards):
-        card.remove.click(lambda pose, count, k=k: drop_subject(pose, k, count),
-                          [editor, subjects.count], editor, queue=False, **UI_ONLY)
+        def remove(values, k=k):
+            cards = subjects.read(values)
+            return [*remove_card(cards, k), drop_subject(values[editor], k, int(cards.count or 0))]
+
+        card.remove.click(remove, {editor, *subjects.inputs}, [*subjects.card_outputs, editor],
+                          queue=False, **UI_ONLY)
 
 
 def _wire_generation(studio, generator: Generator, config: StudioConfig) -> None:
-    limits, n = config.limits, config.limits.max_subjects
+    limits = config.limits
     s, res, subjects = studio.settings, studio.results, studio.subjects
-    inputs = [studio.retrieval.prompt, studio.editor, *s.inputs, *subjects.inputs,
-              res.history, studio.cancel]
+    prompt = studio.retrieval.prompt
+    inputs = {prompt, studio.editor, s.width, s.height, s.steps, s.guidance, s.seed,
+              s.randomise, s.binding, *s.control, res.history, studio.cancel, *subjects.inputs}
 
-    def validate(prompt, *rest):
-        return _prompt_validation(prompt, config, inputs=1 + len(rest))
+    def validate(values):
+        return {prompt: _prompt_verdict(values[prompt])}
 
-    def generate(prompt, pose, width, height, steps, guidance, seed, randomise, binding,
-                 count, *rest, progress=gr.Progress()):
-        images, names, colours = rest[:n], rest[n:2 * n], rest[2 * n:3 * n]
-        history, cancel = rest[3 * n], rest[3 * n + 1]
-        prompt = check_prompt(prompt, limits)
-        used_seed = pick_seed(seed, randomise)
-        settings = check_settings(Settings(width, height, steps, guidance, used_seed, binding),
-                                  limits)
-        cards, mapping = read_cards(count, list(images), list(names), list(colours), limits)
-        request = make_request(prompt, cards, mapping, pose, settings)
+    def generate(values, client: gr.Request, progress=gr.Progress()):
+        # A refused request says why in a toast and leaves the outputs as they were: an error
+        # raised from here would cover the whole session gallery with an "Error" badge.
+        try:
+            return run_generation(values, client, progress)
+        except gr.Error as err:
+            gr.Warning(err.message, title="Not generated", duration=15)
+            return (gr.skip(),) * 6
+
+    def run_generation(values, client, progress):
+        images, names = subjects.read(values).slots()
+        # The engine and the recipe get one shape: the pose fitted to the output, said aloud.
+        pose = values[studio.editor]
+        note = fit_note(pose, values[s.width], values[s.height])
+        if note:
+            pose = fit_pose(pose, values[s.width], values[s.height])
+            gr.Info(note)
+        request = prepare_request(
+            prompt=values[prompt], subject_images=images, subject_names=names,
+            pose=pose, width=values[s.width], height=values[s.height],
+            steps=values[s.steps], guidance=values[s.guidance], seed=values[s.seed],
+            randomise=values[s.randomise], binding_strength=values[s.binding], limits=limits,
+            **_control_values(values, s))
+        history = values[res.history]
         progress(0, desc="Waiting for the engine")
         try:
-            path, recipe = generator.run(request, gradio_progress(progress), cancel)
+            with cancel_on_disconnect(client, values[studio.cancel]) as cancel:  # a closed tab frees the GPU
+                path, recipe = generator.run(request, gradio_progress(progress), cancel)
         except GenerationCancelled:
             gr.Info("Stopped. Nothing was generated.")
-            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), history, used_seed
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), history, request.seed
         history = add_to_history(history, path, recipe, limits.history_length)
         caption, recipe_json, download = show_result(history, 0)
         return (gr.update(value=gallery_value(history), selected_index=0), caption,
-                recipe_json, download, history, used_seed)
+                recipe_json, download, history, request.seed)
 
     clear = res.generate.click(lambda cancel: cancel.clear(), studio.cancel, None, queue=False,
                                **UI_ONLY)
     clear.then(generate, inputs,
                [res.gallery, res.caption, res.recipe, res.download, res.history, s.seed],
-               validator=validate, show_progress_on=[res.gallery], **GPU, **UI_ONLY)
+               validator=validate, show_progress_on=[res.gallery], **gpu_queue(config), **UI_ONLY)
     res.stop.click(lambda cancel: cancel.set(), studio.cancel, None, queue=False, **UI_ONLY)
 
-    def select(history, evt: gr.SelectData):
-        return show_result(history, evt.index)
 
-    res.gallery.select(select, res.history, [res.caption, res.recipe, res.download],
-                       queue=False, **UI_ONLY)
+def _control_values(values: dict, settings) -> dict:
+    """The ControlNet settings for `prepare_request`, only when a ControlNet is loaded (the
+    engine refuses them otherwise)."""
+    if not settings.has_control:
+        return {}
+    scale, start, end = (values[slider] for slider in settings.control)
+    return {"controlnet_conditioning_scale": scale, "control_guidance_start": start, "control_guidance_end": end}
 
 
 def _wire_restore(studio, config: StudioConfig) -> None:
-    n = config.limits.max_subjects
-    s, subjects, r = studio.settings, studio.subjects, studio.retrieval
+    n = MAX_SUBJECTS
+    s, subjects, r, restore_file = (studio.settings, studio.subjects, studio.retrieval,
+                                    studio.results.restore)
 
-    def restore(path, count, *values):
-        recipe = load_recipe_file(path)
-        images, names, colours = list(values[:n]), list(values[n:2 * n]), list(values[2 * n:])
+    def restore(values):
+        recipe = load_recipe_file(values[restore_file])
+        cards = subjects.read(values)
         for k, name in enumerate(recipe.subject_names[:n]):
-            names[k] = name
-        count = max(int(count or 0), min(len(recipe.subject_names), n))
+            cards.names[k] = name
+        count = max(int(cards.count or 0), min(len(recipe.subject_names), n))
         preset = next((p.label for p in config.presets.sizes
                        if (p.width, p.height) == (recipe.width, recipe.height)), CUSTOM)
         missing = [recipe.subject_names[k] for k in range(min(len(recipe.subject_names), n))
-                   if images[k] is None]
-        gr.Info("Recipe restored." + (f" Upload the images of {', '.join(missing)} again: "
-                                      f"PNGs keep names, not pictures." if missing else ""))
+                   if cards.images[k] is None]
+        # Randomise is switched off so the restored seed is the one used: say so.
+        gr.Info(f"Recipe restored. Randomise is now off, so Generate repeats seed {recipe.seed}; "
+                f"tick Randomise for new seeds."
+                + (f" Upload the images of {', '.join(missing)} again: "
+                   f"PNGs keep names, not pictures." if missing else ""))
         return [recipe.prompt, recipe.pose, preset, recipe.width, recipe.height,
                 recipe.num_inference_steps, recipe.guidance_scale, recipe.seed, False,
-                recipe.binding_strength, *card_updates(count, images, names, colours, n)]
+                recipe.binding_strength,
+                *card_updates(count, cards.images, cards.names, cards.colours)]
 
-    studio.results.restore.upload(
-        restore, [studio.results.restore, *subjects.inputs],
+    restore_file.upload(
+        restore, {restore_file, *subjects.inputs},
         [r.prompt, studio.editor, s.preset, s.width, s.height, s.steps, s.guidance, s.seed,
-         s.randomise, s.binding, *subjects.card_outputs], queue=False, **UI_ONLY)
+         s.randomise, s.binding, *subjects.card_outputs], concurrency_limit=None,
+        **UI_ONLY)  # queued: only a queued event shows its gr.Info
 
 
-def _wire_photo(studio, detector) -> None:
-    from .api import detect_pose
-
+def _wire_photo(studio, detector, config: StudioConfig) -> None:
     photo = studio.photo
     photo.button.click(lambda path: detect_pose(detector, path), photo.image, studio.editor,
-                       **GPU, **UI_ONLY)
-
+                       **gpu_queue(config), **UI_ONLY)

@@ -1,13 +1,15 @@
 """Generation through the engine service: checked requests, progress, Stop, recipe PNGs.
 
 The service (``engine.service.EngineService``) is handed in and owns the models; this module
-turns studio inputs into a ``GenerationRequest``, runs it with a progress callback and a
+turns studio values into a ``GenerationRequest`` (:func:`prepare_request`, the one way, for the
+page's Generate and the ``/generate`` endpoint alike), runs it with a progress callback and a
 per-session cancel flag, and writes the result as a PNG carrying its recipe.
 """
 
 from __future__ import annotations
 
 import copy
+import json
 import random
 import tempfile
 import threading
@@ -20,11 +22,13 @@ import gradio as gr
 
 from engine.errors import EngineError, GenerationCancelled
 from engine.request import GenerationRequest
+from pose_db.prompt import MAX_PROMPT_CHARS
+from pose_db.scene import MAX_SUBJECTS
 
 from .assignment import remap_subjects, scene_or_none
 from .config import Limits
 from .recipe import Recipe, write_png
-from .subjects import Subject
+from .subjects import Subject, read_subjects
 
 MAX_SEED = 2**31 - 1
 RESULT_TTL_S = 24 * 3600  # result PNGs older than this are pruned from the studio's folder
@@ -37,7 +41,7 @@ class SessionCancel(threading.Event):
     is exactly what that copy should produce (an Event's lock cannot be copied).
     """
 
-    def __deepcopy__(self, memo) -> "SessionCancel":
+    def __deepcopy__(self, memo) -> SessionCancel:
         return SessionCancel()
 
 
@@ -51,6 +55,32 @@ class Settings:
     guidance: float
     seed: int
     binding_strength: float
+
+
+def check_prompt(prompt: str | None) -> str:
+    """The stripped prompt, or ``gr.Error`` saying what to fix."""
+    prompt = (prompt or "").strip()
+    if not prompt:
+        raise gr.Error("Type a prompt first, e.g. “two friends shaking hands”.")
+    if len(prompt) > MAX_PROMPT_CHARS:
+        raise gr.Error(f"The prompt is {len(prompt)} characters; shorten it to "
+                       f"{MAX_PROMPT_CHARS} or fewer.")
+    return prompt
+
+
+def pose_value(pose) -> dict | None:
+    """A pose as given: an OpenPose dict, its JSON text, or nothing (``None``, ``""``, ``{}``)."""
+    if pose in (None, "", {}):
+        return None
+    if isinstance(pose, str):
+        try:
+            pose = json.loads(pose)
+        except json.JSONDecodeError as err:
+            raise gr.Error(f"The pose is not valid JSON ({err.msg}). Send OpenPose JSON.") \
+                from err
+    if not isinstance(pose, dict):
+        raise gr.Error("The pose must be an OpenPose JSON object with \"people\".")
+    return pose
 
 
 def pick_seed(seed: float | int | None, randomise: bool) -> int:
@@ -101,6 +131,52 @@ def make_request(prompt: str, subjects: list[Subject], mapping: dict[int, int] |
         num_inference_steps=settings.steps, guidance_scale=settings.guidance,
         seed=settings.seed, binding_strength=settings.binding_strength,
     )
+
+
+def prepare_request(*, prompt: str | None, subject_images=(), subject_names=(), pose=None,
+                    width, height, steps, guidance, seed, binding_strength,
+                    randomise: bool = False, limits: Limits, controlnet_conditioning_scale=None,
+                    control_guidance_start=None, control_guidance_end=None) -> GenerationRequest:
+    """The checked engine request for the studio's values, or ``gr.Error`` saying what to fix.
+
+    Args:
+        prompt: the scene description (at most ``MAX_PROMPT_CHARS``).
+        subject_images: one image path per subject slot; ``None`` for an empty slot (a studio
+            card without an image, or a hidden card): it is left out and the people bound to
+            it follow the prompt. People bound past the last slot are refused.
+        subject_names: one name per slot, none at all (default names), or "Mia, Leo".
+        pose: OpenPose dict or its JSON text (people may carry ``"subject"``: a slot index),
+            or nothing for text-only posing.
+        width, height: output size, snapped down to 16 pixels.
+        steps, guidance, binding_strength: as the settings panel has them.
+        seed: the seed; negative or ``None`` draws one, as does ``randomise``. The seed used
+            is the request's ``seed``.
+        limits: the studio's limits (``ui/presets.yaml``).
+        controlnet_conditioning_scale, control_guidance_start, control_guidance_end: the pose
+            ControlNet's settings (engines with one); None or empty keeps its model card's values.
+    """
+    prompt = check_prompt(prompt)
+    settings = check_settings(Settings(width, height, steps, guidance,
+                                       pick_seed(seed, randomise), binding_strength), limits)
+    slots = list(subject_images or [])
+    subjects, mapping = read_subjects(slots, subject_names, limits)
+    # A person bound past the slots keeps its number, so make_request names the problem.
+    mapping.update({k: k for k in range(len(slots), MAX_SUBJECTS)})
+    request = make_request(prompt, subjects, mapping, pose_value(pose), settings)
+    return _with_control(request, controlnet_conditioning_scale, control_guidance_start, control_guidance_end)
+
+
+def _with_control(request: GenerationRequest, scale, start, end) -> GenerationRequest:
+    """The request with the ControlNet settings that were given (the engine checks their ranges)."""
+    for name, value in (("controlnet_conditioning_scale", scale), ("control_guidance_start", start),
+                        ("control_guidance_end", end)):
+        if value is None or value == "":
+            continue
+        try:
+            setattr(request, name, float(value))
+        except (TypeError, ValueError):
+            raise gr.Error(f"{name} must be a number, got {value!r}.") from None
+    return request
 
 
 class Generator:

@@ -1,10 +1,12 @@
 """The skeleton canvas editor: a ``gr.HTML`` subclass whose value is the pose-scene OpenPose JSON.
 
-Everything interactive happens in the browser (``ui/static/pose_editor.js``, vanilla JS, no
-CDN): dragging joints, moving/scaling/rotating people, undo/redo, zoom and pan, a background
-photo to trace, import/export. The browser commits the value once per gesture (pointer-up), so
+Everything interactive happens in the browser (``ui/static/pose_editor/*.js``, vanilla JS, no
+CDN, concatenated in ``JS_FILES`` order by :func:`editor_script`; the skeleton it draws comes
+from ``pose_db.scene.skeleton`` through :func:`skeleton_config`): dragging joints,
+moving/scaling/rotating people, undo/redo, zoom and pan, a background photo to trace,
+import/export. The browser commits the value once per gesture (pointer-up), so
 dragging three people never waits for the server. Python only validates what crosses the wire:
-every value in and out goes through ``pose_db.openpose_io``, and bad pose data becomes a
+every value in and out goes through ``pose_db.scene.openpose_io``, and bad pose data becomes a
 ``gr.Error`` sentence instead of a traceback.
 
 Value: ``{"canvas_width", "canvas_height", "people": [{"pose_keypoints_2d": [x, y, c] * 18,
@@ -22,19 +24,30 @@ empty margin (or Space+drag) pans. The background photo stays in the browser.
 from __future__ import annotations
 
 import json
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
-from pose_db.openpose_io import read_openpose, write_openpose
-from pose_db.scene import CANVAS_MAX, CANVAS_MIN, MAX_PEOPLE, MAX_SUBJECTS, PoseError, PoseScene
-from pose_db.skeleton import COLORS, KEYPOINT_NAMES, LIMBS, MIRROR_INDEX, SUBJECT_COLORS
+from pose_db.scene import skeleton
+from pose_db.scene.model import CANVAS_MAX, CANVAS_MIN, MAX_PEOPLE, MAX_SUBJECTS, PoseError, PoseScene
+from pose_db.scene.openpose_io import EXTRA_KEYS, read_openpose, write_openpose
 
 STATIC = Path(__file__).with_name("static")
-JS_PATH = STATIC / "pose_editor.js"
 CSS_PATH = STATIC / "pose_editor.css"
+# The editor's script, one file per concern, concatenated in this order into the one string
+# ``js_on_load`` takes (no bundler, nothing fetched at run time). Every file but the last only
+# declares functions and constants; they share one scope, take the editor state explicitly, and
+# main.js, the last, builds that state and starts the editor.
+JS_DIR = STATIC / "pose_editor"
+JS_FILES: tuple[str, ...] = (
+    "model.js",     # pose scene, OpenPose JSON in/out, undo/redo history, mirror/duplicate/...
+    "view.js",      # scene <-> screen, drawing the canvas, the pose-map PNG
+    "gestures.js",  # hit-testing, pointer/touch/pinch/wheel gestures
+    "toolbar.js",   # buttons, file inputs, keyboard shortcuts, status line
+    "main.js",      # the state object, edits and commits, the value from Python, start-up
+)
 
 # "Add person" drops this standing figure (BODY-18, facing the viewer, so the person's right is
 # on the viewer's left), in units of its height; the browser scales it to the canvas.
@@ -43,11 +56,6 @@ STANDING_TEMPLATE: tuple[tuple[float, float], ...] = (
     (0.123, -0.355), (0.150, -0.165), (0.165, 0.015), (-0.068, 0.030), (-0.077, 0.275),
     (-0.082, 0.510), (0.068, 0.030), (0.077, 0.275), (0.082, 0.510), (-0.027, -0.492),
     (0.027, -0.492), (-0.060, -0.478), (0.060, -0.478),
-)
-
-DEFAULT_SIZES: tuple[tuple[str, int, int], ...] = (
-    ("Square 1:1", 1024, 1024), ("Portrait 3:4", 896, 1152), ("Landscape 4:3", 1152, 896),
-    ("Wide 16:9", 1344, 768), ("Tall 9:16", 768, 1344), ("Draft 512", 512, 512),
 )
 
 # Fixed markup; the script builds the canvas into it. No ``${...}`` or ``{{...}}`` here: Gradio
@@ -65,9 +73,36 @@ HTML_TEMPLATE = """
 """
 
 
-@lru_cache(maxsize=None)
+@cache
 def _asset(path: Path) -> str:
     return path.read_text(encoding="utf-8")
+
+
+@cache
+def editor_script() -> str:
+    """The editor's ``js_on_load``: the files of ``JS_FILES`` concatenated in order, each
+    under a ``// ==== <name> ====`` line."""
+    return "\n".join(f"// ==== {name} ====\n{_asset(JS_DIR / name)}" for name in JS_FILES)
+
+
+def skeleton_config() -> dict:
+    """What the browser knows of the pose model, all from ``pose_db.scene.skeleton`` (and
+    ``openpose_io``'s extension keys): the JS repeats none of it."""
+    index = skeleton.KEYPOINT_INDEX
+    mirror_extras = {}
+    for key in EXTRA_KEYS:                    # hand_left_... <-> hand_right_...
+        for side, other in (("_left_", "_right_"), ("_right_", "_left_")):
+            if side in key:
+                mirror_extras[key] = key.replace(side, other)
+    return {
+        "names": list(skeleton.KEYPOINT_NAMES), "limbs": [list(l) for l in skeleton.LIMBS],
+        "colors": [list(c) for c in skeleton.COLORS], "mirror": list(skeleton.MIRROR_INDEX),
+        "extra_keys": list(EXTRA_KEYS), "mirror_extras": mirror_extras,
+        # COCO-17 slot k -> BODY-18 index; the neck (COCO has none) is the shoulders' mean.
+        "coco17": [index[name] for name in skeleton.COCO17_NAMES],
+        "coco_neck": [index["neck"], index["r_shoulder"], index["l_shoulder"]],
+        "subject_colors": list(skeleton.SUBJECT_COLORS),
+    }
 
 
 def normalise_pose(value: Any) -> dict | None:
@@ -83,13 +118,10 @@ def normalise_pose(value: Any) -> dict | None:
 
 
 def _size_presets(sizes) -> list[dict]:
-    if sizes is None:
-        try:  # the studio's own presets (ui/presets.yaml), so canvas and output sizes agree
-            from .config import Presets
+    if sizes is None:  # the studio's own presets (ui/presets.yaml), so canvas and output sizes agree
+        from .config import Presets
 
-            sizes = [(p.name, p.width, p.height) for p in Presets.load().sizes]
-        except Exception:  # noqa: BLE001 - a missing/odd presets file must not break the editor
-            sizes = DEFAULT_SIZES
+        sizes = [(p.name, p.width, p.height) for p in Presets.load().sizes]
     out = []
     for label, width, height in sizes:
         if not (CANVAS_MIN <= width <= CANVAS_MAX and CANVAS_MIN <= height <= CANVAS_MAX):
@@ -138,9 +170,7 @@ class PoseEditor(gr.HTML):
         if not 1 <= max_people <= MAX_PEOPLE:
             raise ValueError(f"max_people must be 1 to {MAX_PEOPLE}, got {max_people}.")
         config = {
-            "names": list(KEYPOINT_NAMES), "limbs": [list(l) for l in LIMBS],
-            "colors": [list(c) for c in COLORS], "mirror": list(MIRROR_INDEX),
-            "subject_colors": list(SUBJECT_COLORS), "max_subjects": MAX_SUBJECTS,
+            **skeleton_config(), "max_subjects": MAX_SUBJECTS,
             "template": [list(p) for p in STANDING_TEMPLATE], "max_people": int(max_people),
             "canvas_min": CANVAS_MIN, "canvas_max": CANVAS_MAX,
             "default_size": [int(canvas_width), int(canvas_height)],
@@ -151,7 +181,7 @@ class PoseEditor(gr.HTML):
             label=label,
             html_template=HTML_TEMPLATE,
             css_template=_asset(CSS_PATH),
-            js_on_load=_asset(JS_PATH),
+            js_on_load=editor_script(),
             apply_default_css=False,
             show_label=False,
             container=False,

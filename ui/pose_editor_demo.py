@@ -12,7 +12,7 @@ import json
 
 import gradio as gr
 
-from pose_db.skeleton import SUBJECT_COLORS
+from pose_db.scene.skeleton import SUBJECT_COLORS
 
 from .pose_editor import PoseEditor
 

@@ -49,7 +49,7 @@ class Recipe:
         return json.dumps(asdict(self), ensure_ascii=False, separators=(",", ":"))
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Recipe":
+    def from_dict(cls, data: dict) -> Recipe:
         """Build from a decoded dict, checking types so a hand-edited chunk fails clearly."""
         if not isinstance(data, dict):
             raise RecipeError("The recipe in this PNG is not a JSON object.")

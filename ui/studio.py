@@ -8,18 +8,19 @@ from dataclasses import dataclass
 
 import gradio as gr
 
-from .api import PhotoPanel, build_api, build_photo_panel
-from .assignment import AssignmentPanel, build_assignment_panel
+from .api import build_api
 from .config import StudioConfig
 from .engine_status import engine_status
 from .events import wire_studio
 from .generation import Generator, SessionCancel
+from .panels.assignment import AssignmentPanel, build_assignment_panel
+from .panels.examples import build_examples
+from .panels.photo import PhotoPanel, build_photo_panel
+from .panels.results import ResultsPanel, build_results_panel
+from .panels.retrieval import RetrievalPanel, build_retrieval_gallery, build_retrieval_prompt
+from .panels.settings import SettingsPanel, build_settings_panel
+from .panels.subjects import SubjectsPanel, build_subjects_panel
 from .pose_editor import PoseEditor
-from .results import ResultsPanel, build_results_panel
-from .retrieval_panel import (RetrievalPanel, build_retrieval_gallery,
-                              build_retrieval_prompt)
-from .settings_panel import SettingsPanel, build_settings_panel
-from .subjects import SubjectsPanel, build_subjects_panel, card_updates
 
 
 @dataclass
@@ -42,9 +43,9 @@ def build_studio(engine, retriever, config: StudioConfig | None = None,
 
     Args:
         engine: the engine service (``engine.service.EngineService``: real, tiny or unavailable).
-        retriever: the RAG-Pose retriever (``pose_db.retrieve.PoseRetriever``).
+        retriever: the RAG-Pose retriever (``pose_db.retrieval.retriever.PoseRetriever``).
         config: presets, limits and switches (ZeroGPU); defaults to ``StudioConfig()``.
-        detector: optional pose-from-photo detector (``engine.pose_detector.PoseDetector``);
+        detector: optional pose-from-photo detector (``pose_db.library.detector.PoseDetector``);
             without one the photo control explains what is missing.
     """
     config = config or StudioConfig()
@@ -70,8 +71,8 @@ def build_studio(engine, retriever, config: StudioConfig | None = None,
                 subjects = build_subjects_panel(limits)
             with gr.Column(scale=6, min_width=340, elem_classes=["studio-panel", "pose-panel"]):
                 gr.Markdown("### ② Prompt and poses")
-                prompt, people, retrieve = build_retrieval_prompt(limits)
-                _examples(subjects, prompt, people, config)
+                prompt, people, retrieve = build_retrieval_prompt()
+                build_examples(subjects, prompt, people, config)
                 gallery, status, scenes = build_retrieval_gallery()
                 retrieval = RetrievalPanel(prompt, people, retrieve, gallery, status, scenes)
                 gr.Markdown("### ③ Edit the skeletons")
@@ -81,43 +82,18 @@ def build_studio(engine, retriever, config: StudioConfig | None = None,
                 assignment = build_assignment_panel()
             with gr.Column(scale=4, min_width=300, elem_classes=["studio-panel", "generate-panel"]):
                 gr.Markdown("### ⑤ Generate")
-                results = build_results_panel()
+                results = build_results_panel(engine_ready=info.kind != "none")
                 with gr.Accordion("Settings", open=True, elem_id="settings"):
-                    settings = build_settings_panel(config.presets, config.defaults_for(info.kind))
+                    settings = build_settings_panel(config.presets, config.defaults_for(info.kind),
+                                                    control=info.control_defaults)
         studio = Studio(subjects, retrieval, editor, photo, assignment, settings, results,
                         gr.State(SessionCancel()))
         # The API first: it claims the plain endpoint names (/retrieve, /generate, ...).
-        build_api(generator=generator, retriever=retriever, detector=detector, config=config)
+        build_api(generator=generator, retriever=retriever, detector=detector, config=config,
+                  defaults=config.defaults_for(info.kind))
         wire_studio(studio, generator=generator, retriever=retriever, detector=detector,
                     config=config)
-    # GPU events share one slot (concurrency_id "gpu"); a bounded queue refuses the overflow.
+    # GPU events share the "gpu" group, one slot per resident engine (config.gpu_concurrency,
+    # ui.api.gpu_queue); a bounded queue refuses the overflow.
     demo.queue(max_size=limits.queue_max_size, default_concurrency_limit=4)
     return demo
-
-
-def _examples(subjects: SubjectsPanel, prompt: gr.Textbox, people: gr.Dropdown,
-              config: StudioConfig) -> None:
-    """Example subjects and prompts (data from ``assets/examples``); two cards each at most."""
-    if not config.examples:
-        return
-    n = config.limits.max_subjects
-    first, second = subjects.cards[:2]
-    inputs = [prompt, people,
-              first.image, first.name, second.image, second.name]
-    rows = []
-    for example in config.examples:
-        pairs = list(example.subjects[:2]) + [(None, "")] * (2 - len(example.subjects[:2]))
-        rows.append([example.prompt, example.people or 0, *pairs[0], *pairs[1]])
-
-    def show_cards(prompt, people, image0, name0, image1, name1):
-        # An example is a fresh start: its subjects, in fresh cards.
-        count = 2 if image1 else 1
-        return card_updates(count, [image0, image1] + [None] * (n - 2),
-                            [name0, name1] + [""] * (n - 2), [None] * n, n)
-
-    with gr.Accordion("Examples — subjects and a prompt to start from", open=False,
-                      elem_id="examples-box"):
-        gr.Examples(rows, inputs, outputs=subjects.card_outputs, fn=show_cards,
-                    run_on_click=True, cache_examples=False, examples_per_page=4,
-                    label="Click one to load its subjects and prompt",
-                    elem_id="examples", api_visibility="private")

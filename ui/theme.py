@@ -29,12 +29,18 @@ HEAD = ('<meta name="viewport" content="width=device-width, initial-scale=1">'
         'image generation">')
 
 
-def launch_options(max_file_size: str) -> dict:
-    """Keyword arguments for ``Blocks.launch`` shared by ``app.py`` and the tests."""
+def launch_options(max_file_size: str, max_request_size: str | None = None) -> dict:
+    """Keyword arguments for ``Blocks.launch`` shared by ``app.py`` and the tests.
+
+    ``max_request_size`` caps every request body (default: ``presets.yaml``'s limit)."""
+    from .config import Limits
+    from .request_limits import middleware
+
     return dict(
         theme=studio_theme(), css_paths=css_paths(), head=HEAD,
         footer_links=["api", "settings"],
         max_file_size=max_file_size,
+        app_kwargs={"middleware": middleware(max_request_size or Limits.load().max_request_size)},
         # Runs would be saved in the browser with their inputs; the studio has its own history.
         run_history=False,
         # No allowed_paths: the studio serves nothing from disk beyond its own results.

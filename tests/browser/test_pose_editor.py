@@ -11,34 +11,22 @@ import json
 import statistics
 from pathlib import Path
 
+import gradio as gr
 import numpy as np
 import pytest
 
-import gradio as gr
-from pose_db.render import render_pose_map
-from pose_db.scene import PoseScene
-from pose_db.skeleton import KEYPOINT_INDEX, MIRROR_INDEX
+from pose_db.scene.model import PoseScene
+from pose_db.scene.render import render_pose_map
+from pose_db.scene.skeleton import KEYPOINT_INDEX, MIRROR_INDEX
+from tests.helpers.browser import EDITOR, TIMEOUT_MS, drag, kp, open_editor, screen
 from ui.pose_editor import PoseEditor, normalise_pose
 from ui.pose_editor_demo import _two_people
 
-TIMEOUT_MS = 20_000
-EDITOR = "document.querySelector('#pose-editor .pe-root').parentElement.poseEditor"
 R_WRIST, L_WRIST, NOSE = KEYPOINT_INDEX["r_wrist"], KEYPOINT_INDEX["l_wrist"], KEYPOINT_INDEX["nose"]
 browser = pytest.mark.browser
 
 
 # ---- helpers ------------------------------------------------------------------------------------
-
-def open_editor(chromium, url, width=1200, height=900, touch=False):
-    context = chromium.new_context(viewport={"width": width, "height": height}, has_touch=touch,
-                                   is_mobile=touch, accept_downloads=True)
-    page = context.new_page()
-    page.errors = []
-    page.on("pageerror", lambda err: page.errors.append(str(err)))
-    page.goto(url)
-    page.wait_for_selector("#pose-editor .pe-root[data-ready='1']", timeout=TIMEOUT_MS)
-    return page
-
 
 def set_two_people(page):
     """Python sets the pose (button → editor output); wait until the canvas and Python agree."""
@@ -72,29 +60,6 @@ def same(a, b, tol=0.011):
         return False
     return all(p.get("subject") == q.get("subject") and np.allclose(
         p["pose_keypoints_2d"], q["pose_keypoints_2d"], atol=tol) for p, q in zip(a["people"], b["people"]))
-
-
-def kp(value, person, joint):
-    flat = value["people"][person]["pose_keypoints_2d"]
-    return flat[3 * joint: 3 * joint + 3]
-
-
-def screen(page, person, joint):
-    """Page coordinates of a keypoint (as currently drawn)."""
-    return page.evaluate(f"(() => {{ const v = {EDITOR}.getValue().people[{person}]"
-                         f".pose_keypoints_2d; return {EDITOR}.toScreen(v[{3 * joint}], "
-                         f"v[{3 * joint + 1}]); }})()")
-
-
-def drag(page, start, end, steps=12, modifier=None):
-    if modifier:
-        page.keyboard.down(modifier)
-    page.mouse.move(*start)
-    page.mouse.down()
-    page.mouse.move(*end, steps=steps)
-    page.mouse.up()
-    if modifier:
-        page.keyboard.up(modifier)
 
 
 def scale_of(page):
@@ -415,6 +380,7 @@ def test_subject_names_and_colours_follow_the_panel_in_the_browser(chromium, edi
 
 
 @browser
+@pytest.mark.slow
 def test_drag_with_three_people_is_smooth_and_local(chromium, editor_url):
     page = open_editor(chromium, editor_url)
     set_two_people(page)

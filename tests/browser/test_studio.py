@@ -12,10 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from pose_db.skeleton import KEYPOINT_INDEX, MIRROR_INDEX
-from tests.browser.test_pose_editor import EDITOR, drag, kp, screen
-from tests.ui.conftest import small_retriever, studio, studio_url, tiny_engine  # noqa: F401
-
+from pose_db.scene.skeleton import KEYPOINT_INDEX, MIRROR_INDEX
+from tests.helpers.browser import EDITOR, drag, kp, screen
 
 EXAMPLES = Path("assets/examples")
 TIMEOUT_MS = 30_000
@@ -67,6 +65,7 @@ def choose(page, dropdown: str, option: str) -> None:
     page.locator("[data-testid=dropdown-option]", has_text=option).first.click()
 
 
+@pytest.mark.slow
 def test_creator_journey(chromium, studio_url, shots):
     page, first_load = open_studio(chromium, studio_url)
     loads = [first_load] + [open_studio(chromium, studio_url)[1] for _ in range(2)]
@@ -89,6 +88,12 @@ def test_creator_journey(chromium, studio_url, shots):
     thumbs.nth(1).click()
     page.wait_for_selector("#assign-1", state="visible")
     assert not page.locator("#assign-2").is_visible()
+    # The canvas takes the output's shape (the size lock is on): wait for the refit.
+    page.wait_for_function(f"{EDITOR}.getValue().canvas_width === "
+                           "Number(document.querySelector('#width input').value) && "
+                           f"{EDITOR}.getValue().canvas_height === "
+                           "Number(document.querySelector('#height input').value)",
+                           timeout=TIMEOUT_MS)
     picked = canvas_value(page)
 
     # Edit on the canvas: drag a wrist, undo it, mirror person 1, hide person 2's nose.

@@ -14,8 +14,8 @@ from engine.binding import (
     subject_regions,
 )
 from engine.europe import StreamLayout
-from pose_db.scene import Person, PoseScene
-from pose_db.transforms import fit_scene
+from pose_db.scene.model import Person, PoseScene
+from pose_db.scene.transforms import fit_scene
 
 
 def _person(x0, y0, x1, y1, subject):
@@ -115,7 +115,7 @@ def test_binding_cuts_a_reference_off_from_the_latent_outside_its_region():
     """One double block (attention is the only place tokens mix): with binding on, changing subject
     0's reference barely moves latent tokens outside its region; inside, it still does."""
     from engine.transformer import astra_forward
-    from tests.engine.dit_helpers import CHANNELS, TEXT_DIM, tiny_transformer
+    from tests.helpers.dit import CHANNELS, TEXT_DIM, tiny_transformer
 
     transformer = tiny_transformer(num_layers=1, num_single_layers=0)
     layout = StreamLayout((4, 4), ((2, 2), (2, 2)))

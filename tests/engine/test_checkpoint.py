@@ -22,8 +22,8 @@ from engine.conditioning import ReferenceSizes
 from engine.dsm import DisentangledSemanticModulation, DSMConfig
 from engine.errors import EngineError
 from engine.lora import add_lora, apply_lora_state, lora_state_dict
-from engine.pipeline import AstraSettings
-from tests.engine.dit_helpers import DIM, TEXT_DIM, dit_inputs, randomise_lora, run, tiny_transformer
+from engine.settings import AstraSettings
+from tests.helpers.dit import DIM, TEXT_DIM, dit_inputs, randomise_lora, run, tiny_transformer
 
 LAYERS = dict(num_layers=2, num_single_layers=2)
 TINY_DSM = DSMConfig(text_dim=TEXT_DIM, vision_dim=24, inner_dim=DIM, num_layers=4, dim=16, heads=2, layer_rank=4)
@@ -144,14 +144,61 @@ def test_broken_adapters_raise_engine_errors(parts, tmp_path):
     with pytest.raises(EngineError, match="neither a folder nor a hub repo"):
         load_adapter(tmp_path / "no" / "such" / "folder")
     # A hub id that is not in the cache, without network: a clear error, not a traceback.
-    with pytest.raises(EngineError, match="Could not fetch adapter"):
+    with pytest.raises(EngineError, match="adapter from 'astra-test/not-cached': it is not in the local cache"):
         load_adapter("astra-test/not-cached", local_files_only=True)
 
 
 def test_dsm_of_another_size_is_refused(tmp_path):
     config = AstraConfig(dsm=TINY_DSM)
-    with pytest.raises(EngineError, match="num_layers 4 \\(base: 3\\)"):
+    with pytest.raises(EngineError, match="num_layers 4 \\(needs 3\\).* base model \\(black-forest-labs/FLUX"):
         check_fits(config, tiny_transformer(num_layers=2, num_single_layers=1))
     other = DisentangledSemanticModulation(DSMConfig(**{**TINY_DSM.to_dict(), "layer_rank": 2}))
     with pytest.raises(EngineError, match="does not match the DSM sizes"):
         build_dsm(config, other.state_dict())
+
+
+def _stock_flux_pipeline(transformer):
+    """A stock diffusers ``FluxPipeline`` (not ours) around ``transformer``, tiny parts elsewhere."""
+    from diffusers import FluxPipeline
+
+    from engine.tiny import tiny_components
+
+    parts = {k: v for k, v in tiny_components().items() if k not in ("image_encoder", "feature_extractor", "dsm")}
+    return FluxPipeline(**{**parts, "transformer": transformer})
+
+
+@pytest.mark.parametrize("alpha", [None, 2.0])
+def test_stock_diffusers_load_lora_weights_reads_our_adapter_as_we_do(tmp_path, alpha):
+    """``FluxPipeline.load_lora_weights(folder, weight_name=LORA_NAME)`` finds every key (the
+    ``transformer.`` prefix) and the alpha (``lora_adapter_metadata``): same DiT output as ours."""
+    from safetensors import safe_open
+
+    adapted = tiny_transformer(**LAYERS)
+    add_lora(adapted, rank=4, alpha=alpha)
+    randomise_lora(adapted)
+    folder = save_adapter(tmp_path / "adapter", AstraConfig(dsm=None), adapted, None)
+    with safe_open(str(folder / LORA_NAME), framework="pt") as handle:
+        assert all(key.startswith("transformer.") for key in handle.keys())
+        assert json.loads(handle.metadata()["lora_adapter_metadata"])["transformer.lora_alpha"] == (alpha or 4)
+
+    inputs = dit_inputs()
+    base = run(tiny_transformer(**LAYERS), inputs)
+    ours = tiny_transformer(**LAYERS)
+    config, lora_state, _ = load_adapter(folder)
+    apply_lora_state(ours, config.lora, lora_state)
+    stock = _stock_flux_pipeline(tiny_transformer(**LAYERS))
+    stock.load_lora_weights(str(folder), weight_name=LORA_NAME)
+    expected = run(ours, inputs)
+    assert (expected - base).abs().max() > 1e-3  # the LoRA changes the output
+    torch.testing.assert_close(run(stock.transformer, inputs), expected, rtol=0, atol=1e-6)
+    torch.testing.assert_close(run(adapted, inputs), expected, rtol=0, atol=1e-6)
+
+
+def test_adapters_of_the_older_unprefixed_layout_still_load(parts, tmp_path):
+    from safetensors.torch import save_file
+
+    transformer, dsm = parts
+    folder = save_adapter(tmp_path / "adapter", AstraConfig(), transformer, dsm)
+    save_file(lora_state_dict(transformer), str(folder / LORA_NAME), metadata={"format": "pt"})  # pre-prefix files
+    _, lora_state, _ = load_adapter(folder)
+    assert _states_equal(lora_state, lora_state_dict(transformer))

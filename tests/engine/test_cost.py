@@ -58,7 +58,7 @@ def test_unfused_lora_cost_by_hand():
 
 def test_lora_parameter_count_matches_peft_and_flux_size():
     from engine.lora import add_lora, count_lora_parameters
-    from tests.engine.dit_helpers import DIM, tiny_transformer
+    from tests.helpers.dit import DIM, tiny_transformer
 
     model = tiny_transformer(num_layers=2, num_single_layers=3)
     add_lora(model, rank=4)
@@ -88,3 +88,23 @@ def test_cli_table_and_json(capsys):
     assert "multiple of 16" in capsys.readouterr().err
     assert main(["--ref-size", "320x240", "--refs", "1", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["astra"]["tokens"]["references"] == [20 * 15]
+
+
+def test_memory_plan_per_mode_from_real_configs():
+    """Counted on the meta device: FLUX.1-dev 11.90 B, Union-Pro-2.0 ControlNet 2.14 B (6 double blocks),
+    UNO's rank-512 LoRA 1.195 B once split to peft (free once fused)."""
+    from engine.cost import memory_plan, parameter_counts
+
+    counts = parameter_counts()
+    assert counts["transformer"] == 11_901_408_320
+    assert counts["ControlNet (Union-Pro-2.0)"] == 2_140_876_800
+    public = memory_plan("public", counts)
+    assert public["resident_gb"] == pytest.approx(2 * sum(counts[k] for k in (
+        "transformer", "T5-XXL", "CLIP-L text", "VAE", "ControlNet (Union-Pro-2.0)")) / 1e9)
+    assert public["offload_model_peak_gb"] == pytest.approx(2 * (counts["transformer"] +
+                                                                 counts["ControlNet (Union-Pro-2.0)"]) / 1e9)
+    unfused = memory_plan("public", counts, fused=False)
+    assert unfused["resident_gb"] - public["resident_gb"] == pytest.approx(2 * 1_195_376_640 / 1e9)
+    base = memory_plan("base", counts, controlnet=False)
+    assert "ControlNet (Union-Pro-2.0)" not in base["components_gb"] and base["resident_gb"] < public["resident_gb"]
+    assert "DSM" in memory_plan("astra", counts)["components_gb"]

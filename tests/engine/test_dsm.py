@@ -1,15 +1,18 @@
 """DSM: identity when untrained, a real effect when trained, bound to names when asked."""
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import torch
 from diffusers import FluxTransformer2DModel
 
 from engine.binding import BIAS_PER_STRENGTH, name_binding_bias
-from engine.dsm import DisentangledSemanticModulation, DSMConfig, count_parameters, num_parameters
+from engine.checkpoint import AstraConfig, build_dsm
+from engine.dsm import DisentangledSemanticModulation, DSMConfig, check_dsm_fits, count_parameters, num_parameters
+from engine.errors import EngineError
 from engine.europe import position_ids
 from engine.transformer import astra_forward, modulate_text_stream
-from tests.engine.dit_helpers import one_cpu_thread  # noqa: F401 (autouse fixture)
 
 TEXT, LATENT_HW = 6, (3, 4)
 CONFIG = DSMConfig(text_dim=24, vision_dim=12, inner_dim=32, num_layers=4, dim=16, heads=4, layer_rank=4)
@@ -121,6 +124,21 @@ def test_too_many_references_is_refused():
     dsm = DisentangledSemanticModulation(CONFIG)
     with pytest.raises(ValueError, match="at most 4"):
         dsm(torch.randn(1, TEXT, CONFIG.text_dim), torch.randn(1, 5, 2, CONFIG.vision_dim))
+
+
+def test_a_dsm_for_another_base_or_encoder_is_refused():
+    transformer, vision = _transformer(), SimpleNamespace(config=SimpleNamespace(hidden_size=CONFIG.vision_dim))
+    check_dsm_fits(CONFIG, transformer, vision)  # the sizes this module's DiT and encoder have
+    other = DSMConfig(**{**CONFIG.to_dict(), "inner_dim": 48, "num_layers": 3, "vision_dim": 20})
+    dsm = build_dsm(AstraConfig(dsm=other), DisentangledSemanticModulation(other).state_dict())
+    with pytest.raises(EngineError, match="inner_dim 48 \\(needs 32\\), num_layers 3 \\(needs 4\\), "
+                                          "vision_dim 20 \\(needs 12\\); use the base model and CLIP"):
+        check_dsm_fits(dsm.config, transformer, vision)
+    with pytest.raises(EngineError, match="text_dim 24 \\(needs 32\\).*base model \\(you/base\\)"):
+        check_dsm_fits(CONFIG, FluxTransformer2DModel(
+            patch_size=1, in_channels=16, num_layers=2, num_single_layers=2, attention_head_dim=16,
+            num_attention_heads=2, joint_attention_dim=32, pooled_projection_dim=8, axes_dims_rope=(4, 6, 6)),
+            trained_on="you/base")
 
 
 def test_parameter_count_at_flux_size():

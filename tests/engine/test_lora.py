@@ -19,7 +19,7 @@ from engine.lora import (
     remove_lora,
     save_lora,
 )
-from tests.engine.dit_helpers import DIM, dit_inputs, randomise_lora, run, tiny_transformer
+from tests.helpers.dit import DIM, dit_inputs, randomise_lora, run, tiny_transformer
 
 RANK = 4
 LAYERS = dict(num_layers=2, num_single_layers=2)

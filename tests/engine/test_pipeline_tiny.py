@@ -6,31 +6,14 @@ import numpy as np
 import pytest
 import torch
 from diffusers import FluxPipeline
-from PIL import Image
 
 from engine import AstraPipeline
 from engine.checkpoint import AstraConfig, save_adapter
 from engine.dsm import DisentangledSemanticModulation, DSMConfig
 from engine.errors import EngineError, GenerationCancelled
 from engine.lora import add_lora
-from tests.engine.dit_helpers import one_cpu_thread, randomise_lora  # noqa: F401 (autouse fixture)
-
-FLUX_PARTS = ("scheduler", "vae", "text_encoder", "tokenizer", "text_encoder_2", "tokenizer_2", "transformer")
-
-STEPS = 3
-
-
-def _image(seed, size=(72, 56)):
-    rng = np.random.default_rng(seed)
-    return Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8))
-
-
-def _pose(x_shift=0, subjects=(0, 1)):
-    def person(x, subject):
-        points = [[x + 2 * (i % 4) + x_shift, 8 + 3 * i, 1] for i in range(18)]
-        return {"pose_keypoints_2d": sum(points, []), "subject": subject}
-    return {"canvas_width": 64, "canvas_height": 64,
-            "people": [person(6, subjects[0]), person(38, subjects[1])]}
+from tests.helpers.dit import randomise_lora
+from tests.helpers.pipeline import FLUX_PARTS, STEPS, SUBJECTS, final_latent, random_image, two_people_pose
 
 
 @pytest.fixture(scope="module")
@@ -38,20 +21,9 @@ def pipe():
     return AstraPipeline.tiny(seed=0)
 
 
-def _run(pipe, **kw):
-    """The final latent: the random tiny VAE decoder squashes differences, the latent does not."""
-    args = dict(prompt="Mia and Leo shaking hands", height=64, width=64, num_inference_steps=STEPS, seed=7,
-                output_type="latent")
-    args.update(kw)
-    return pipe(**args).images[0].numpy()
-
-
 def _differ(a, b):
     """Beyond the last-bit noise CPU threading may add to identical inputs."""
     return np.abs(a - b).max() > 1e-4
-
-
-SUBJECTS = [_image(1), _image(2, (40, 90))]
 
 
 def test_output_says_it_is_noise(pipe):
@@ -61,7 +33,7 @@ def test_output_says_it_is_noise(pipe):
 
 
 def test_same_seed_same_image_and_seed_matters(pipe):
-    kw = dict(prompt="Mia", subjects=SUBJECTS, pose=_pose(), height=64, width=64, num_inference_steps=STEPS)
+    kw = dict(prompt="Mia", subjects=SUBJECTS, pose=two_people_pose(), height=64, width=64, num_inference_steps=STEPS)
     a, b = (np.asarray(pipe(seed=7, **kw).images[0], dtype=np.int16) for _ in range(2))
     assert np.abs(a - b).max() <= 1
     c = np.asarray(pipe(seed=8, **kw).images[0], dtype=np.int16)
@@ -74,31 +46,31 @@ def test_text_only_works_with_zero_subjects(pipe):
 
 
 def test_pose_changes_the_image(pipe):
-    base = _run(pipe, subjects=SUBJECTS, pose=_pose())
-    assert _differ(base, _run(pipe, subjects=SUBJECTS, pose=_pose(x_shift=12)))
-    assert _differ(base, _run(pipe, subjects=SUBJECTS, pose=None))
+    base = final_latent(pipe, subjects=SUBJECTS, pose=two_people_pose())
+    assert _differ(base, final_latent(pipe, subjects=SUBJECTS, pose=two_people_pose(x_shift=12)))
+    assert _differ(base, final_latent(pipe, subjects=SUBJECTS, pose=None))
 
 
 def test_subject_image_changes_the_image(pipe):
-    base = _run(pipe, subjects=SUBJECTS, pose=_pose())
-    assert _differ(base, _run(pipe, subjects=[SUBJECTS[0], _image(3)], pose=_pose()))
+    base = final_latent(pipe, subjects=SUBJECTS, pose=two_people_pose())
+    assert _differ(base, final_latent(pipe, subjects=[SUBJECTS[0], random_image(3)], pose=two_people_pose()))
 
 
 def test_binding_strength_matters_only_when_a_pose_assigns_subjects(pipe):
     # No subject names in the prompt, so DSM's name binding is idle: only the region bias can act.
     kw = dict(prompt="two people shaking hands", subjects=SUBJECTS, subject_names=None)
-    assert _differ(_run(pipe, pose=_pose(), binding_strength=0.0, **kw),
-                   _run(pipe, pose=_pose(), binding_strength=1.0, **kw))
-    unassigned = _pose(subjects=(None, None))
-    assert not _differ(_run(pipe, pose=unassigned, binding_strength=0.0, **kw),
-                       _run(pipe, pose=unassigned, binding_strength=1.0, **kw))
-    assert not _differ(_run(pipe, pose=None, binding_strength=0.0, **kw),
-                       _run(pipe, pose=None, binding_strength=1.0, **kw))
+    assert _differ(final_latent(pipe, pose=two_people_pose(), binding_strength=0.0, **kw),
+                   final_latent(pipe, pose=two_people_pose(), binding_strength=1.0, **kw))
+    unassigned = two_people_pose(subjects=(None, None))
+    assert not _differ(final_latent(pipe, pose=unassigned, binding_strength=0.0, **kw),
+                       final_latent(pipe, pose=unassigned, binding_strength=1.0, **kw))
+    assert not _differ(final_latent(pipe, pose=None, binding_strength=0.0, **kw),
+                       final_latent(pipe, pose=None, binding_strength=1.0, **kw))
 
 
 def test_subject_names_bind_inside_dsm(pipe):
     kw = dict(subjects=SUBJECTS, subject_names=["Mia", "Leo"], pose=None)
-    assert _differ(_run(pipe, binding_strength=0.0, **kw), _run(pipe, binding_strength=1.0, **kw))
+    assert _differ(final_latent(pipe, binding_strength=0.0, **kw), final_latent(pipe, binding_strength=1.0, **kw))
 
 
 def test_untrained_dsm_is_the_identity_end_to_end(pipe):
@@ -106,7 +78,7 @@ def test_untrained_dsm_is_the_identity_end_to_end(pipe):
     dsm = copy.deepcopy(pipe.dsm)
     dsm.reset_output_projections()
     zero.register_modules(dsm=dsm)
-    kw = dict(subjects=SUBJECTS, subject_names=["Mia", "Leo"], pose=_pose(), output_type="latent")
+    kw = dict(subjects=SUBJECTS, subject_names=["Mia", "Leo"], pose=two_people_pose(), output_type="latent")
     no_dsm = copy.copy(pipe)
     no_dsm.register_modules(dsm=None)
     trained = pipe(prompt="Mia and Leo", height=64, width=64, num_inference_steps=STEPS, **kw).images[0]
@@ -142,10 +114,10 @@ def test_compact_half_resolution_pose(pipe):
     half = copy.copy(pipe)
     half.settings = type(pipe.settings)(references=pipe.settings.references, pose_scale=2,
                                         max_sequence_length=pipe.settings.max_sequence_length)
-    out = half("two people", subjects=SUBJECTS, pose=_pose(), height=64, width=128, num_inference_steps=2)
+    out = half("two people", subjects=SUBJECTS, pose=two_people_pose(), height=64, width=128, num_inference_steps=2)
     assert out.images[0].size == (128, 64)
     with pytest.raises(EngineError, match="multiple of 32"):
-        half("two people", pose=_pose(), height=80, width=64, num_inference_steps=1)
+        half("two people", pose=two_people_pose(), height=80, width=64, num_inference_steps=1)
 
 
 BAD = [
@@ -159,15 +131,15 @@ BAD = [
     (dict(guidance_scale=float("nan")), "guidance_scale"),
     (dict(seed=-1), "seed"),
     (dict(binding_strength=-0.5), "binding_strength"),
-    (dict(subjects=[_image(i) for i in range(5)]), "At most 4"),
+    (dict(subjects=[random_image(i) for i in range(5)]), "At most 4"),
     (dict(subjects=["not an image"]), "not an image"),
-    (dict(subjects=_image(1)), "list of images"),
-    (dict(subjects=[_image(1, (8, 8))]), "at least 16"),
-    (dict(subjects=[_image(1)], subject_names=["a", "b"]), "one name per subject"),
+    (dict(subjects=random_image(1)), "list of images"),
+    (dict(subjects=[random_image(1, (8, 8))]), "at least 16"),
+    (dict(subjects=[random_image(1)], subject_names=["a", "b"]), "one name per subject"),
     (dict(pose={"people": "nope"}), "OpenPose"),
     (dict(pose="{not json"), "OpenPose"),
     (dict(pose=42), "OpenPose JSON"),
-    (dict(subjects=[_image(1)], pose=_pose()), "only 1 subject"),
+    (dict(subjects=[random_image(1)], pose=two_people_pose()), "only 1 subject"),
     (dict(callback_on_step_end="stop"), "function"),
     (dict(output_type="bogus"), "output_type"),
 ]
@@ -183,22 +155,22 @@ def test_bad_inputs_raise_a_clear_engine_error(pipe, bad, message):
 
 def test_empty_name_list_and_silent_callback_are_accepted(pipe):
     """The service passes ``subject_names=[]`` for unnamed subjects; callbacks may return None."""
-    out = pipe("a cat", subjects=[_image(1)], subject_names=[], height=64, width=64, num_inference_steps=2,
+    out = pipe("a cat", subjects=[random_image(1)], subject_names=[], height=64, width=64, num_inference_steps=2,
                callback_on_step_end=lambda *args: None)
     assert out.images[0].size == (64, 64)
 
 
 def test_pose_scene_objects_and_other_canvas_sizes_are_fitted(pipe):
     """A PoseScene works like its JSON; a 512-px square pose is fitted onto a wide output."""
-    from pose_db.scene import PoseScene
+    from pose_db.scene.model import PoseScene
 
     wide = dict(subjects=SUBJECTS, height=64, width=128)
-    as_json = _run(pipe, pose=_pose(), **wide)
-    assert not _differ(as_json, _run(pipe, pose=PoseScene.from_openpose(_pose()), **wide))
-    from pose_db.transforms import fit_scene
+    as_json = final_latent(pipe, pose=two_people_pose(), **wide)
+    assert not _differ(as_json, final_latent(pipe, pose=PoseScene.from_openpose(two_people_pose()), **wide))
+    from pose_db.scene.transforms import fit_scene
 
-    big = fit_scene(PoseScene.from_openpose(_pose()), 512, 512).to_openpose()
-    assert not _differ(as_json, _run(pipe, pose=big, **wide))  # only the layout matters, not the canvas
+    big = fit_scene(PoseScene.from_openpose(two_people_pose()), 512, 512).to_openpose()
+    assert not _differ(as_json, final_latent(pipe, pose=big, **wide))  # only the layout matters, not the canvas
 
 
 # ----------------------------------------------------------------------------- parity with stock FLUX
@@ -227,13 +199,13 @@ def test_schedule_shift_counts_latent_tokens_only(pipe):
     """References and pose tokens lengthen the stream but must not change FLUX's resolution shift."""
     kw = dict(prompt="two people", num_inference_steps=4, output_type="latent")
     plain = _timesteps_of(pipe, height=64, width=96, **kw)
-    conditioned = _timesteps_of(pipe, subjects=SUBJECTS, pose=_pose(), height=64, width=96, **kw)
+    conditioned = _timesteps_of(pipe, subjects=SUBJECTS, pose=two_people_pose(), height=64, width=96, **kw)
     assert conditioned == plain
     assert _timesteps_of(pipe, height=64, width=64, **kw) != plain  # the shift does follow the canvas
 
 
 def test_rgba_and_grey_subjects_are_accepted(pipe):
-    rgba, grey = _image(4).convert("RGBA"), _image(5).convert("L")
+    rgba, grey = random_image(4).convert("RGBA"), random_image(5).convert("L")
     assert pipe("two pets", subjects=[rgba, grey], height=64, width=64, num_inference_steps=1).images
 
 
@@ -266,13 +238,13 @@ def test_from_pretrained_loads_local_folders_as_from_the_hub(pipe, tmp_path, mon
     assert seen["token"] == "hf_from_env" and seen["dtype"] == torch.float32
     loaded.set_progress_bar_config(disable=True)
     assert loaded.settings == pipe.settings and not loaded.is_tiny
-    kw = dict(subjects=SUBJECTS, subject_names=["Mia", "Leo"], pose=_pose())
-    expected = _run(live, **kw)
-    assert np.abs(_run(loaded, **kw) - expected).max() <= 1e-5
-    assert _differ(expected, _run(pipe, **kw))  # the LoRA really loaded
+    kw = dict(subjects=SUBJECTS, subject_names=["Mia", "Leo"], pose=two_people_pose())
+    expected = final_latent(live, **kw)
+    assert np.abs(final_latent(loaded, **kw) - expected).max() <= 1e-5
+    assert _differ(expected, final_latent(pipe, **kw))  # the LoRA really loaded
     fused = AstraPipeline.from_pretrained(str(tmp_path / "flux"), adapter=str(tmp_path / "adapter"),
                                           image_encoder=str(tmp_path / "clip"), dtype=torch.float32, fuse_lora=True)
-    assert np.abs(_run(fused, **kw) - expected).max() <= 1e-4
+    assert np.abs(final_latent(fused, **kw) - expected).max() <= 1e-4
 
 
 def test_loading_problems_are_engine_errors(pipe, tmp_path):

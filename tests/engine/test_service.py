@@ -17,11 +17,11 @@ from engine import AstraPipeline
 from engine.checkpoint import AstraConfig, save_adapter
 from engine.errors import EngineError, GenerationCancelled
 from engine.lora import add_lora, has_lora
-from engine.pipeline import AstraSettings
 from engine.request import EngineInfo, GenerationRequest, GenerationResult
 from engine.service import EngineConfig, EngineService
+from engine.settings import AstraSettings
 from engine.tiny import REFERENCE_SIZES, TEXT_TOKENS, tiny_components
-from tests.engine.dit_helpers import randomise_lora
+from tests.helpers.dit import randomise_lora
 
 STEPS = 2
 
@@ -248,6 +248,7 @@ def test_load_failures_are_engine_errors(folders, tmp_path):
         _load(folders, base=str(tmp_path / "empty"))
 
 
+@pytest.mark.slow
 def test_compiled_blocks_give_the_same_images(service):
     # The eager backend runs TorchDynamo's capture without a C++ toolchain: CPU-test friendly.
     config = EngineConfig(base="tiny", dtype="float32", fuse_lora=False, device="cpu", compile=True,
@@ -258,3 +259,72 @@ def test_compiled_blocks_give_the_same_images(service):
     assert all(block._compiled_call_impl is not None for block in blocks)
     request = _request(num_inference_steps=1)  # one step: one capture per block
     assert np.abs(_pixels(compiled.generate(request)) - _pixels(service.generate(request))).max() <= 1
+
+
+def _posed_request(**kw):
+    keypoints = []
+    for k in range(18):
+        keypoints += [12 + (k % 4) * 6, 6 + k * 3, 1]
+    pose = {"canvas_width": 64, "canvas_height": 64, "people": [{"pose_keypoints_2d": keypoints, "subject": 0}]}
+    return _request(subjects=[_image(1), _image(2)], subject_names=["Mia", "Leo"], pose=pose, **kw)
+
+
+def test_new_options_are_checked_before_loading():
+    with pytest.raises(EngineError, match="quantize must be one of"):
+        EngineService.load(EngineConfig(quantize="int4"))
+    with pytest.raises(EngineError, match="binding_attention must be one of"):
+        EngineService.load(EngineConfig(binding_attention="sparse"))
+    with pytest.raises(EngineError, match="fuse_lora=True"):
+        EngineService.load(EngineConfig(quantize="fp8", fuse_lora=False, adapter="owner/adapter"))
+
+
+def test_flex_and_dense_binding_give_the_same_image(service):
+    """The service's binding_attention switch: the FlexAttention ids and the dense mask render the
+    same posed two-subject image (the tiny engine, fp32, CPU)."""
+    images, latents = {}, {}
+    request = _posed_request()
+    args = dict(prompt=request.prompt, subjects=request.subjects, subject_names=request.subject_names,
+                pose=request.pose, height=64, width=64, num_inference_steps=STEPS, seed=request.seed,
+                output_type="latent")
+    for mode in ("dense", "flex"):
+        config = EngineConfig(base="tiny", dtype="float32", fuse_lora=False, device="cpu", binding_attention=mode)
+        engine = EngineService.from_pipeline(AstraPipeline.tiny(seed=0), config)
+        assert engine.pipe.binding_attention == mode
+        images[mode] = _pixels(engine.generate(request))
+        latents[mode] = engine.pipe(**args).images[0]
+    unbound = service.pipe(**{**args, "binding_strength": 0.0}).images[0]
+    assert np.abs(images["flex"] - images["dense"]).max() <= 1
+    assert (latents["flex"] - latents["dense"]).abs().max() <= 1e-5
+    assert (latents["dense"] - unbound).abs().max() > 1e-3  # binding changes the result: not vacuous
+
+
+def test_fp8_engine_quantises_the_transformer_and_generates(service):
+    pytest.importorskip("torchao")
+    from engine.quantize import is_quantized
+
+    config = EngineConfig(base="tiny", dtype="float32", fuse_lora=False, device="cpu", quantize="fp8")
+    engine = EngineService.from_pipeline(AstraPipeline.tiny(seed=0), config)
+    assert is_quantized(engine.pipe.transformer) and "fp8 transformer weights" in engine.info().message
+    result = engine.generate(_request())
+    assert result.image.size == (64, 64)
+    assert np.abs(_pixels(result) - _pixels(service.generate(_request()))).mean() < 40  # close, not equal
+
+
+@pytest.mark.slow
+def test_compiled_flex_binding_compiles_once_not_per_request():
+    """compile_repeated_blocks with the flex binding: the second and third requests (other seeds,
+    strengths, references) reuse the first one's graphs, with no graph break."""
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()
+    counters.clear()
+    config = EngineConfig(base="tiny", dtype="float32", fuse_lora=False, device="cpu", compile=True,
+                          compile_backend="aot_eager", binding_attention="flex")
+    engine = EngineService.from_pipeline(AstraPipeline.tiny(seed=0), config)
+    graphs = []
+    for seed, strength in ((1, 1.0), (2, 0.5), (3, 2.0)):
+        engine.generate(_posed_request(seed=seed, binding_strength=strength, num_inference_steps=1))
+        graphs.append(counters["stats"]["unique_graphs"])
+    assert graphs[0] > 0 and graphs == [graphs[0]] * 3
+    assert not counters["graph_break"]
+    torch._dynamo.reset()

@@ -6,7 +6,6 @@ from diffusers import FluxPipeline, FluxTransformer2DModel
 
 from engine.europe import StreamLayout, position_ids
 from engine.transformer import astra_forward, dit_blocks, modulate_text_stream
-from tests.engine.dit_helpers import one_cpu_thread  # noqa: F401 (autouse fixture)
 
 TEXT, LATENT_HW = 7, (4, 6)
 
@@ -125,6 +124,7 @@ def test_mismatched_ids_and_offsets_are_reported():
             pass
 
 
+@pytest.mark.slow
 def test_compiled_blocks_do_not_recompile_per_generation():
     """The service may ``compile_repeated_blocks``: fresh hooks and offsets each generation must not
     invalidate the compiled blocks (dynamo's eager backend: same guards, no compiler needed)."""

@@ -15,7 +15,7 @@ from engine.checkpoint import DSM_NAME, LORA_NAME, load_adapter
 from engine.errors import EngineError
 from engine.lora import LoraSettings, apply_lora_state, fuse_lora
 from engine.uno_convert import UNO_SOURCE, convert_uno_file, convert_uno_state_dict, main
-from tests.engine.dit_helpers import DIM, tiny_transformer
+from tests.helpers.dit import DIM, tiny_transformer
 
 RANK, DOUBLE, SINGLE = 4, 2, 2
 LAYERS = dict(num_layers=DOUBLE, num_single_layers=SINGLE)
@@ -127,3 +127,57 @@ def test_bad_uno_files_raise_engine_errors(tmp_path):
     with pytest.raises(EngineError, match="not a readable safetensors"):
         convert_uno_file(broken, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+# ----------------------------------------------------------------------------- twice checked (issue 11)
+
+def test_our_conversion_equals_diffusers_xlabs_conversion():
+    """diffusers' ``_convert_xlabs_flux_lora_to_diffusers`` (what ``load_lora_weights`` runs on
+    UNO's file) and ours give the same keys and the same tensors, bit for bit."""
+    from diffusers.loaders.lora_conversion_utils import _convert_xlabs_flux_lora_to_diffusers
+
+    uno = uno_state_dict(prefix="diffusion_model.")
+    theirs = _convert_xlabs_flux_lora_to_diffusers(dict(uno))
+    theirs = {key.removeprefix("transformer."): value for key, value in theirs.items()}
+    ours, rank = convert_uno_state_dict(uno)
+    assert rank == RANK and sorted(ours) == sorted(theirs) and len(ours) == 16 * DOUBLE + 8 * SINGLE
+    assert all(torch.equal(ours[key], theirs[key]) for key in ours)
+
+
+def test_diffusers_load_lora_weights_and_ours_give_the_same_model():
+    """Both loading paths on the same base model: same fused weights, same forward."""
+    from diffusers import FluxPipeline
+
+    from engine import AstraPipeline
+    from tests.helpers.dit import dit_inputs, run
+
+    uno = uno_state_dict()
+    ours = tiny_transformer(**LAYERS)
+    apply_lora_state(ours, LoraSettings(rank=RANK), convert_uno_state_dict(uno)[0])
+    fuse_lora(ours)
+    tiny = AstraPipeline.tiny(seed=0)
+    parts = {name: getattr(tiny, name) for name in ("scheduler", "vae", "text_encoder", "tokenizer",
+                                                    "text_encoder_2", "tokenizer_2")}
+    flux = FluxPipeline(**parts, transformer=tiny_transformer(**LAYERS))
+    flux.load_lora_weights(dict(uno))  # diffusers detects the XLabs/UNO keys and converts them itself
+    flux.fuse_lora(lora_scale=1.0)
+    flux.unload_lora_weights()
+    theirs = flux.transformer
+    plain = tiny_transformer(**LAYERS)
+    inputs = dit_inputs()
+    assert (run(ours, inputs) - run(plain, inputs)).abs().max() > 1e-3  # the LoRA does something
+    assert (run(ours, inputs) - run(theirs, inputs)).abs().max() <= 1e-5
+    for (name, a), (_, b) in zip(ours.state_dict().items(), theirs.state_dict().items()):
+        assert torch.allclose(a, b, atol=1e-6), name
+
+
+def test_read_uno_lora_takes_a_file_or_its_folder(tmp_path):
+    from engine.uno_convert import read_uno_lora
+
+    uno = uno_state_dict()
+    save_file(uno, str(tmp_path / "dit_lora.safetensors"))
+    from_file, rank = read_uno_lora(tmp_path / "dit_lora.safetensors")
+    from_folder, _ = read_uno_lora(str(tmp_path))
+    assert rank == RANK and from_file.keys() == from_folder.keys() == convert_uno_state_dict(uno)[0].keys()
+    with pytest.raises(EngineError, match="dit_lora.safetensors"):
+        read_uno_lora(tmp_path / "nowhere")

@@ -9,33 +9,26 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from pose_db.build import (BuildBusy, blend_with_centroid, build_index, build_lock, embedded_text,
-                           ensure_index)
-from pose_db.importers import import_entries
-from pose_db.index import PoseIndex
-from pose_db.library import generate_library
-from pose_db.stats import index_stats
-from tests.pose_db.conftest import tiny_entries
+from pose_db.index.build import BuildBusy, blend_with_centroid, build_index, build_lock, embedded_text, ensure_index
+from pose_db.index.grow import import_entries
+from pose_db.index.stats import index_stats
+from pose_db.index.store import PoseIndex
+from pose_db.library.generate import generate_library
+from tests.helpers.entries import interrupted_entries, many_entries, tiny_entries
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def many_entries(n: int) -> list:
-    base = tiny_entries()
-    return [replace(base[i % len(base)], id=f"many-{i:04d}", prompt=f"{base[i % len(base)].prompt}, take {i}")
-            for i in range(n)]
 
 
 def snapshot(index: PoseIndex) -> dict:
     return {r["id"]: r for r in index.records(include_embeddings=True)}
 
 
+@pytest.mark.slow
 def test_same_specs_and_seed_give_the_same_entries(tmp_path, minilm_embedder, small_index_actions):
     actions = small_index_actions[:2] + small_index_actions[-2:]
     built = [build_index(tmp_path / name, url="", seed=seed, actions=actions, variations=3,
@@ -50,8 +43,9 @@ def test_same_specs_and_seed_give_the_same_entries(tmp_path, minilm_embedder, sm
         index.close()
 
 
+@pytest.mark.slow
 def test_generator_processes_give_the_same_library_and_one_gate_report(tmp_path, minilm_embedder):
-    from pose_db.build_pool import GateCounts, action_ids, generate_entries
+    from pose_db.library.pool import GateCounts, action_ids, generate_entries
 
     ids = action_ids(None, None)[:16]  # the smallest build that starts worker processes
     here = GateCounts()
@@ -65,7 +59,8 @@ def test_generator_processes_give_the_same_library_and_one_gate_report(tmp_path,
     assert report.gate["checked"] == report.gate["kept"] + sum(report.gate["rejected"].values())
     stored = {r["id"]: r["prompt"] for r in index.records()}
     assert stored == {id_: prompt for id_, prompt, _ in expected}
-    saved = json.loads((tmp_path / "index" / "build_report.json").read_text())
+    live = (tmp_path / "index" / "CURRENT").read_text().strip()
+    saved = json.loads((tmp_path / "index" / live / "build_report.json").read_text())
     assert saved["gate"] == report.gate and saved["entries"] == report.entries
     index.close()
     again = build_index(tmp_path / "index", url="", actions=ids, variations=2, embedder=minilm_embedder,
@@ -90,6 +85,7 @@ def test_each_entry_is_blended_with_its_actions_centroid(tmp_path, minilm_embedd
     index.close()
 
 
+@pytest.mark.slow
 def test_a_killed_build_leaves_the_old_index_answering(tmp_path, minilm_embedder):
     out = tmp_path / "index"
     old = build_index(out, url="", entries=tiny_entries(), embedder=minilm_embedder, progress=False)
@@ -100,8 +96,8 @@ def test_a_killed_build_leaves_the_old_index_answering(tmp_path, minilm_embedder
 import sys, time
 from pathlib import Path
 sys.path.insert(0, {str(REPO)!r})
-from pose_db.build import build_index
-from tests.pose_db.test_build import many_entries
+from pose_db.index.build import build_index
+from tests.helpers.entries import many_entries
 
 def stalling():
     for i, entry in enumerate(many_entries(600)):
@@ -118,20 +114,22 @@ build_index({str(out)!r}, url="", entries=stalling(), progress=False)
         while not marker.exists():
             assert build.poll() is None and time.monotonic() < deadline, "the build never got halfway"
             time.sleep(0.2)
-        staging = list(tmp_path.glob(".index.building-*"))
-        assert staging and any(staging[0].iterdir())  # half a new index exists beside the old one
+        staging = list(out.glob(".building-*"))
+        assert staging and any(staging[0].iterdir())  # half a new generation exists beside the live one
     finally:
         build.send_signal(signal.SIGKILL)
         build.wait(30)
     index = PoseIndex.open(out, url="")
     assert (index.manifest["generation"], index.count()) == (generation, count)
-    assert index.search(minilm_embedder.encode(["a man waving"])[0], 1)[0].action == "wave"
+    assert index.search(minilm_embedder.encode(["a man waving"])[0], 1)[0].entry.action == "wave"
     index.close()
     rebuilt = build_index(out, url="", entries=many_entries(10), embedder=minilm_embedder, progress=False)
-    assert rebuilt.count() == 10 and not list(tmp_path.glob(".index.building-*"))  # leftovers cleaned
+    assert rebuilt.count() == 10 and not list(out.glob(".building-*"))  # leftovers cleaned
+    assert sorted(p.name for p in out.iterdir()) == ["CURRENT", out.joinpath("CURRENT").read_text().strip()]
     rebuilt.close()
 
 
+@pytest.mark.slow
 def test_ctrl_c_on_the_build_cli_keeps_the_old_index_and_stops_its_workers(tmp_path, minilm_embedder,
                                                                             small_index_actions):
     out = tmp_path / "index"
@@ -157,7 +155,7 @@ def test_ctrl_c_on_the_build_cli_keeps_the_old_index_and_stops_its_workers(tmp_p
             if build.poll() is None:
                 build.kill()
     assert "Interrupted: the previous index (if any) is unchanged." in log.read_text()
-    assert not list(tmp_path.glob(".index.building-*"))
+    assert not list(out.glob(".building-*"))
     index = PoseIndex.open(out, url="")
     assert (index.manifest["generation"], index.count()) == (generation, len(tiny_entries()))
     index.close()
@@ -190,29 +188,35 @@ def test_ctrl_c_mid_build_keeps_the_old_index(tmp_path, minilm_embedder):
     out = tmp_path / "index"
     build_index(out, url="", entries=tiny_entries(), embedder=minilm_embedder, progress=False).close()
 
-    def interrupted():
-        for i, entry in enumerate(many_entries(400)):
-            if i == 300:
-                raise KeyboardInterrupt
-            yield entry
-
     with pytest.raises(KeyboardInterrupt):
-        build_index(out, url="", entries=interrupted(), embedder=minilm_embedder, progress=False)
+        build_index(out, url="", entries=interrupted_entries(), embedder=minilm_embedder, progress=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == [".index.lock", "index"]
+    assert len([p for p in out.iterdir() if p.name.startswith("g")]) == 1 and not list(out.glob(".building-*"))
     index = PoseIndex.open(out, url="")
     assert index.count() == len(tiny_entries())
     index.close()
 
 
-def test_a_crash_between_the_two_renames_is_repaired(tmp_path, minilm_embedder):
+def test_a_crash_before_the_pointer_moves_keeps_the_live_generation(tmp_path, minilm_embedder):
     out = tmp_path / "index"
     first = build_index(out, url="", entries=tiny_entries(), embedder=minilm_embedder, progress=False)
     generation = first.manifest["generation"]
     first.close()
-    os.replace(out, tmp_path / ".index.previous")  # the moment after "old -> previous"
-    index = ensure_index(out, url="", embedder=minilm_embedder, entries=many_entries(3), progress=False)
+    # The moment after a build renamed its finished folder in, before it replaced CURRENT, plus
+    # the half-written folder of a build killed earlier.
+    other = build_index(tmp_path / "other", url="", entries=many_entries(3), embedder=minilm_embedder, progress=False)
+    other.close()
+    orphan = (tmp_path / "other" / "CURRENT").read_text().strip()
+    os.replace(tmp_path / "other" / orphan, out / orphan)
+    (out / ".building-999999").mkdir()
+    (out / ".building-999999" / "chroma.sqlite3").write_bytes(b"half")
+    index = ensure_index(out, url="", embedder=minilm_embedder, entries=many_entries(5), progress=False)
     assert index.manifest["generation"] == generation and index.count() == len(tiny_entries())
     index.close()
+    rebuilt = build_index(out, url="", entries=many_entries(4), embedder=minilm_embedder, progress=False)
+    assert rebuilt.count() == 4
+    assert sorted(p.name for p in out.iterdir()) == ["CURRENT", (out / "CURRENT").read_text().strip()]
+    rebuilt.close()
 
 
 def test_two_builds_do_not_race(tmp_path, minilm_embedder):
@@ -225,7 +229,7 @@ def test_two_builds_do_not_race(tmp_path, minilm_embedder):
 
 def test_ensure_index_builds_once_with_progress_in_the_log(tmp_path, minilm_embedder, caplog):
     out = tmp_path / "index"
-    with caplog.at_level(logging.INFO, logger="pose_db.build"):
+    with caplog.at_level(logging.INFO, logger="pose_db.index.build"):
         first = ensure_index(out, url="", embedder=minilm_embedder, entries=tiny_entries(), progress=False)
     assert "building it now" in caplog.text and "entries in" in caplog.text
     generation = first.manifest["generation"]
@@ -255,6 +259,7 @@ def run_module(*args: str, env: dict | None = None) -> subprocess.CompletedProce
                           env=environ)
 
 
+@pytest.mark.slow
 def test_build_and_stats_clis(tmp_path, small_index_actions):
     out = tmp_path / "index"
     actions = ",".join(small_index_actions[:1] + small_index_actions[-1:])
@@ -282,3 +287,30 @@ def test_build_cli_refuses_bad_input_and_touches_nothing(tmp_path):
     assert [p.name for p in precious.iterdir()] == ["holiday.jpg"]
     missing = run_module("pose_db.stats", "--index", str(tmp_path / "nothing"))
     assert missing.returncode == 2 and "python -m pose_db.build" in missing.stderr
+
+
+@pytest.mark.slow
+def test_kill_9_of_a_build_leaves_no_orphan_processes(tmp_path, small_index_actions):
+    out = tmp_path / "index"
+    build = subprocess.Popen([sys.executable, "-m", "pose_db.build", "--out", str(out), "--quiet", "--workers", "2",
+                              "--actions", ",".join(small_index_actions[:16]), "--variations", "30"],
+                             cwd=REPO, stderr=subprocess.DEVNULL, env={k: v for k, v in os.environ.items()
+                                                                       if not k.startswith("ASTRA_")})
+    try:
+        deadline = time.monotonic() + 180
+        descendants: list[int] = []
+        while len(descendants) < 3:  # two generator workers and multiprocessing's resource tracker
+            assert build.poll() is None and time.monotonic() < deadline, "the build never started its workers"
+            time.sleep(0.2)
+            descendants = children(build.pid)
+        time.sleep(1.0)  # the workers are busy generating
+        build.send_signal(signal.SIGKILL)
+        build.wait(30)
+    finally:
+        if build.poll() is None:
+            build.kill()
+    deadline = time.monotonic() + 10
+    while [pid for pid in descendants if alive(pid)] and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not [pid for pid in descendants if alive(pid)], "workers outlived their killed build"
+    assert not (out / "CURRENT").exists()  # and the killed build published nothing

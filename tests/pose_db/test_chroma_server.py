@@ -17,14 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from pose_db.build import embedded_text
-from pose_db.build import build_index, ensure_index
-from pose_db.importers import import_entries
-from pose_db.index import IndexMissing, PoseIndex, connect
-from pose_db.scene import PoseError
-from pose_db.stats import index_stats
-from tests.pose_db.conftest import tiny_entries
-from tests.pose_db.test_build import many_entries
+from pose_db.index.build import build_index, embedded_text, ensure_index
+from pose_db.index.grow import import_entries
+from pose_db.index.stats import index_stats
+from pose_db.index.store import IndexMissing, PoseIndex, connect
+from pose_db.scene.model import PoseError
+from tests.helpers.entries import interrupted_entries, many_entries, tiny_entries
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -85,7 +83,7 @@ def test_build_search_and_reopen_on_the_server(chroma_url, minilm_embedder):
     assert index.manifest["generation"] == built.manifest["generation"]
     for entry in entries:
         hit = index.search(minilm_embedder.encode([embedded_text(entry.prompt)])[0], 1, people=entry.people)[0]
-        assert hit.id == entry.id and hit.score > 0.999 and len(hit.scene.people) == entry.people
+        assert hit.entry.id == entry.id and hit.score > 0.999 and len(hit.entry.scene.people) == entry.people
     for n in index.people_counts:
         assert index._partition(n).configuration["hnsw"]["space"] == "cosine"
 
@@ -107,14 +105,8 @@ def test_interrupted_server_build_leaves_the_live_generation(chroma_url, minilm_
     live = build_index(url=chroma_url, name="intr", entries=tiny_entries(), embedder=minilm_embedder, progress=False)
     before = {c.name for c in connect(url=chroma_url).list_collections()}
 
-    def interrupted():
-        for i, entry in enumerate(many_entries(400)):
-            if i == 300:
-                raise KeyboardInterrupt
-            yield entry
-
     with pytest.raises(KeyboardInterrupt):
-        build_index(url=chroma_url, name="intr", entries=interrupted(), embedder=minilm_embedder, progress=False)
+        build_index(url=chroma_url, name="intr", entries=interrupted_entries(), embedder=minilm_embedder, progress=False)
     index = PoseIndex.open(url=chroma_url, name="intr")
     assert index.manifest["generation"] == live.manifest["generation"] and index.count() == len(tiny_entries())
     assert {c.name for c in connect(url=chroma_url).list_collections()} == before  # partial generation dropped

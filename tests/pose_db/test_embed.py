@@ -1,6 +1,6 @@
 """The MiniLM embedder: unit-norm fp32 rows, identical to plain sentence-transformers, cached.
 
-The default runner for the packaged MiniLM is `pose_db.minilm` (no sentence-transformers
+The default runner for the packaged MiniLM is `pose_db.index.minilm` (no sentence-transformers
 import); these tests hold it to plain sentence-transformers' vectors.
 """
 
@@ -9,9 +9,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pose_db.embed import DIMENSION, HUB_ID, Embedder, packaged_model_dir
-from pose_db.minilm import MiniLM, supports
-from pose_db.scene import PoseError
+from pose_db.index.embedder import DIMENSION, HUB_ID, Embedder, packaged_model_dir
+from pose_db.index.minilm import MiniLM, supports
+from pose_db.scene.model import PoseError
 
 # Lengths from one word to past MiniLM's 256-token window (truncation must match too), accents,
 # emoji and an empty prompt.
@@ -36,6 +36,7 @@ def test_rows_are_float32_unit_vectors_in_input_order(minilm_embedder):
     np.testing.assert_allclose(reversed_vectors[::-1], vectors, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_equals_plain_sentence_transformers_on_many_lengths(minilm_embedder, plain):
     assert isinstance(minilm_embedder.model, MiniLM) and supports(packaged_model_dir())
     reference = plain.encode(TEXTS, normalize_embeddings=True, convert_to_numpy=True)

@@ -3,12 +3,12 @@
 import numpy as np
 import pytest
 
-from pose_db.action_spec import load_actions
-from pose_db.gate import RULES, QualityGate, near_duplicate_similarity
-from pose_db.geometry import scene_similarity
-from pose_db.library import generate_library
-from pose_db.rig import body_model, forward_kinematics
-from pose_db.staging import photograph, stage_action
+from pose_db.library.gate import RULES, QualityGate, near_duplicate_similarity
+from pose_db.library.generate import generate_library
+from pose_db.library.rig import body_model, forward_kinematics
+from pose_db.library.specs import load_actions
+from pose_db.library.staging import photograph, stage_action
+from pose_db.scene.geometry import scene_similarity
 
 PROFILES = body_model().profiles
 ACTIONS = {a.id: a for a in load_actions()}

@@ -10,16 +10,17 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pose_db.build import build_index
-from pose_db.importers import (DetectorMissing, import_coco, import_entries, import_image_folder,
-                               import_openpose_folder, load_detector, main)
-from pose_db.index import IndexMissing, PoseIndex
-from pose_db.openpose_io import write_openpose
-from pose_db.scene import PoseError, PoseScene
-from pose_db.skeleton import COCO17_NAMES, KEYPOINT_INDEX
-from pose_db.stats import index_stats
-from tests.pose_db.conftest import tiny_entries
-from tests.pose_db.poses import standing_person
+from pose_db.index.build import build_index
+from pose_db.index.grow import import_entries, main
+from pose_db.index.stats import index_stats
+from pose_db.index.store import IndexMissing, PoseIndex
+from pose_db.library.detector import DetectorMissing, PoseDetector
+from pose_db.library.importers import import_coco, import_image_folder, import_openpose_folder
+from pose_db.scene.model import PoseError, PoseScene
+from pose_db.scene.openpose_io import write_openpose
+from pose_db.scene.skeleton import COCO17_NAMES, KEYPOINT_INDEX
+from tests.helpers.entries import tiny_entries
+from tests.helpers.poses import standing_person
 
 
 def coco17(person, labelled=None) -> list[float]:
@@ -90,7 +91,7 @@ def test_imported_entries_are_searchable_and_counted(tmp_path, coco_files, minil
     stats = index_stats(index.records())
     assert stats["sources"] == {"coco": 3, "synthetic": 6} and stats["entries"] == 9
     hit = index.search(minilm_embedder.encode(["a man waving hello at the camera"])[0], 1, people=1)[0]
-    assert (hit.id, hit.source, len(hit.scene.people)) == ("coco-1-101", "coco", 1)
+    assert (hit.entry.id, hit.entry.source, len(hit.entry.scene.people)) == ("coco-1-101", "coco", 1)
     index.close()
 
 
@@ -174,8 +175,8 @@ class _Pose(NamedTuple):
     body: _Body
 
 
-class FakeDetector:
-    """Stands in for controlnet_aux's detector (whose weights are not here): one person, or nobody."""
+class FakeNetwork:
+    """Stands in for controlnet_aux's network (whose weights are not here): one person, or nobody."""
 
     def __init__(self):
         self.sizes = []
@@ -199,8 +200,8 @@ def test_image_folder_through_a_detector(tmp_path):
     Image.new("RGB", (300, 300), "black").save(folder / "uncaptioned.png")
     (folder / "fake.jpg").write_bytes(b"not an image")
     (folder / "fake.txt").write_text("a broken file")
-    detector = FakeDetector()
-    report = import_image_folder(folder, detector)
+    network = FakeNetwork()
+    report = import_image_folder(folder, PoseDetector(True, name="fake", _model=network))
     assert [e.id for e in report.entries] == ["detector-dancer-0"]
     entry = report.entries[0]
     assert (entry.source, entry.people, entry.prompt) == ("detector", 1, "a dancer in the studio")
@@ -213,10 +214,10 @@ def test_image_folder_through_a_detector(tmp_path):
 
 def test_missing_detector_weights_say_what_to_download(tmp_path):
     with pytest.raises(DetectorMissing, match="body_pose_model.pth") as error:
-        load_detector("openpose", tmp_path)
+        PoseDetector.load(tmp_path, kind="openpose").require()
     assert "lllyasviel/Annotators" in str(error.value) and "non-commercial" in str(error.value)
-    with pytest.raises(PoseError, match="use openpose or dwpose"):
-        load_detector("yolo", tmp_path)
+    with pytest.raises(PoseError, match="use blazepose .*openpose or dwpose"):
+        PoseDetector.load(tmp_path, kind="yolo")
 
 
 def test_cli_reports_and_refuses_bad_input(tmp_path, coco_files, capsys):
@@ -225,6 +226,8 @@ def test_cli_reports_and_refuses_bad_input(tmp_path, coco_files, capsys):
     assert main(["--index", str(tmp_path / "none"), "coco", str(coco_files[0]), str(coco_files[1])]) == 2
     assert "python -m pose_db.build" in capsys.readouterr().err
     assert main(["images", str(tmp_path), "--weights", str(tmp_path / "w")]) == 2
+    assert "pose_detection.tflite" in capsys.readouterr().err  # BlazePose, the default, without its files
+    assert main(["images", str(tmp_path), "--detector", "openpose", "--weights", str(tmp_path / "w")]) == 2
     assert "body_pose_model.pth" in capsys.readouterr().err
     assert main(["openpose", str(tmp_path / "missing")]) == 2
     assert "is not a folder" in capsys.readouterr().err

@@ -11,11 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pose_db.build import embedded_text
-from pose_db.build import build_index
-from pose_db.index import PoseIndex, IndexMissing, entry_from_record
-from pose_db.scene import PoseError
-from tests.pose_db.conftest import brute_force_top, tiny_entries
+from pose_db.index.build import build_index, embedded_text
+from pose_db.index.store import IndexMissing, PoseIndex, entry_from_record
+from pose_db.scene.model import PoseError
+from tests.helpers.entries import brute_force_top, tiny_entries
 
 
 @pytest.fixture(scope="module")
@@ -33,10 +32,10 @@ def test_search_is_the_exact_cosine_top_k(small_index, records, minilm_embedder)
     for prompt in ["a person waving hello", "two friends hugging", "someone lying on the floor"]:
         query = minilm_embedder.encode([prompt])[0]
         hits = small_index.search(query, 10)
-        assert [h.id for h in hits] == brute_force_top(records, query, 10)
+        assert [h.entry.id for h in hits] == brute_force_top(records, query, 10)
         stored = {r["id"]: r["embedding"] for r in records}
         for hit in hits:  # score is the cosine similarity of query and stored prompt vector
-            assert hit.score == pytest.approx(float(stored[hit.id] @ query), abs=1e-4)
+            assert hit.score == pytest.approx(float(stored[hit.entry.id] @ query), abs=1e-4)
         assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
 
 
@@ -45,18 +44,18 @@ def test_people_filter_is_exact(small_index, records, minilm_embedder, people):
     query = minilm_embedder.encode(["people posing together for a photo"])[0]
     same = [r for r in records if r["metadata"]["people"] == people]
     hits = small_index.search(query, 8, people=people)
-    assert [h.id for h in hits] == brute_force_top(same, query, 8) if same else hits == []
-    assert all(h.people == people == len(h.scene.people) for h in hits)
+    assert [h.entry.id for h in hits] == brute_force_top(same, query, 8) if same else hits == []
+    assert all(h.entry.people == people == len(h.entry.scene.people) for h in hits)
 
 
 def test_hits_carry_the_entry_and_its_scene(small_index, records, minilm_embedder):
     record = records[len(records) // 2]
     hit = small_index.search(minilm_embedder.encode([embedded_text(record["prompt"])])[0], 1)[0]
-    assert hit.id == record["id"] and hit.score > 0.9  # < 1: stored vectors carry the action's centroid
+    assert hit.entry.id == record["id"] and hit.score > 0.9  # < 1: stored vectors carry the action's centroid
     entry = entry_from_record(record)
-    assert (hit.prompt, hit.action, hit.category, hit.view, hit.source, hit.profiles) == (
+    assert (hit.entry.prompt, hit.entry.action, hit.entry.category, hit.entry.view, hit.entry.source, hit.entry.profiles) == (
         entry.prompt, entry.action, entry.category, entry.view, entry.source, entry.profiles)
-    assert hit.action_name and hit.source == "synthetic" and len(hit.profiles) == hit.people
+    assert hit.entry.action_name and hit.entry.source == "synthetic" and len(hit.entry.profiles) == hit.entry.people
 
 
 def test_stored_scene_round_trips_to_a_hundredth_of_a_pixel(tmp_path, minilm_embedder):
@@ -64,8 +63,8 @@ def test_stored_scene_round_trips_to_a_hundredth_of_a_pixel(tmp_path, minilm_emb
     index = build_index(tmp_path / "idx", url="", entries=entries, embedder=minilm_embedder, progress=False)
     for entry in entries:
         hit = index.search(minilm_embedder.encode([entry.prompt])[0], 1, people=entry.people)[0]
-        assert hit.id == entry.id and (hit.scene.width, hit.scene.height) == (512, 512)
-        for got, want in zip(hit.scene.people, entry.scene.people):
+        assert hit.entry.id == entry.id and (hit.entry.scene.width, hit.entry.scene.height) == (512, 512)
+        for got, want in zip(hit.entry.scene.people, entry.scene.people):
             assert np.array_equal(got.visible, want.visible)
             np.testing.assert_allclose(got.xy[got.visible], want.xy[want.visible], atol=0.006)
     index.close()
@@ -92,10 +91,10 @@ def test_chroma_never_runs_its_default_model(tmp_path, minilm_embedder, monkeypa
 
 def test_reopens_from_disk_in_a_new_process(small_index, minilm_embedder):
     query = minilm_embedder.encode(["a man waving"])[0]
-    expected = [h.id for h in small_index.search(query, 5)]
-    script = ("import json, sys, numpy as np; from pose_db.index import PoseIndex; "
+    expected = [h.entry.id for h in small_index.search(query, 5)]
+    script = ("import json, sys, numpy as np; from pose_db.index.store import PoseIndex; "
               "i = PoseIndex.open(sys.argv[1], url=''); q = np.array(json.loads(sys.argv[2]), np.float32); "
-              "print(json.dumps([i.count(), [h.id for h in i.search(q, 5)]]))")
+              "print(json.dumps([i.count(), [h.entry.id for h in i.search(q, 5)]]))")
     out = subprocess.run([sys.executable, "-c", script, small_index.location, json.dumps(query.tolist())],
                          capture_output=True, text=True, timeout=120, check=True)
     assert json.loads(out.stdout) == [small_index.count(), expected]
@@ -140,6 +139,7 @@ def test_bad_entries_are_refused_before_anything_is_written(tmp_path, minilm_emb
     assert not (tmp_path / "dup").exists() and not (tmp_path / "count").exists()
 
 
+@pytest.mark.slow
 def test_build_and_search_attempt_no_network(tmp_path):
     """Offline by construction: no DNS lookup or connection (Chroma telemetry, its ONNX model, the hub)."""
     script = f"""
@@ -153,13 +153,13 @@ def audit(event, args):
         if isinstance(address, tuple) and address[0] not in ("127.0.0.1", "::1", "localhost"):
             attempts.append((event, str(address)))
 sys.addaudithook(audit)
-from pose_db.build import build_index
-from pose_db.embed import Embedder
-from pose_db.stats import index_stats
-from tests.pose_db.conftest import tiny_entries
+from pose_db.index.build import build_index
+from pose_db.index.embedder import Embedder
+from pose_db.index.stats import index_stats
+from tests.helpers.entries import tiny_entries
 embedder = Embedder()
 index = build_index({str(tmp_path / "idx")!r}, url="", entries=tiny_entries(), embedder=embedder, progress=False)
-assert index.search(embedder.encode(["a hug"])[0], 2, people=2)[0].action == "hug"
+assert index.search(embedder.encode(["a hug"])[0], 2, people=2)[0].entry.action == "hug"
 assert index_stats(index.records())["entries"] == 6
 print("ATTEMPTS", attempts)
 """

@@ -7,15 +7,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pose_db.action_spec import ACTIONS_DIR, SpecError, load_actions
-from pose_db.contact_sheet import main as contact_sheet_main
-from pose_db.entry import LibraryEntry
-from pose_db.gate import QualityGate
-from pose_db.library import generate_library, select_actions
-from pose_db.rig.skeleton3d import body_model
-from pose_db.staging import rest_height, stage_action
-from pose_db.rig.camera import VIEW_NAMES
-from pose_db.skeleton import KEYPOINT_INDEX as K
+from pose_db.library.contact_sheet import main as contact_sheet_main
+from pose_db.library.gate import QualityGate
+from pose_db.library.generate import generate_library, select_actions
+from pose_db.library.rig.camera import VIEW_NAMES
+from pose_db.library.rig.skeleton3d import body_model
+from pose_db.library.specs import ACTIONS_DIR, SpecError, load_actions
+from pose_db.library.staging import rest_height, stage_action
+from pose_db.scene.entry import LibraryEntry
+from pose_db.scene.skeleton import KEYPOINT_INDEX as K
 
 
 @pytest.fixture(scope="module")
@@ -143,7 +143,7 @@ def _worst_support_gaps(action, seed=0):
 def test_a_body_on_several_supports_settles_onto_all_of_them(action_id, monkeypatch):
     """Jitter and body sizes would leave a hand or a knee hovering; staging tilts the body
     (within a few degrees) so that every support of hands-and-feet poses meets the floor."""
-    import pose_db.staging as staging
+    import pose_db.library.staging as staging
 
     action = select_actions(load_actions(), [action_id])[0]
     settled = _worst_support_gaps(action)
@@ -255,8 +255,30 @@ def test_contact_sheet_cli_writes_a_png_and_refuses_bad_input(tmp_path, capsys):
 
 
 def test_library_check_cli_reports_counts(capsys):
-    from pose_db.library import main
+    from pose_db.library.generate import main
 
     assert main(["--check"]) == 0
     out = capsys.readouterr().out
     assert "actions; by people" in out and "by category" in out
+
+
+def test_aliases_are_drawn_as_phrases_and_checked(tmp_path):
+    folder = _specs(tmp_path, "category: mine\nactions:\n  - {id: wave, name: W, say: [waving, waving hi, waving bye],"
+                              " aliases: [saying hello with a hand, waving], pose: {base: stand, r_arm: [150, 10], r_elbow: 20}}\n")
+    (spec,) = load_actions(folder)
+    assert spec.aliases == ("saying hello with a hand", "waving")
+    assert spec.say == ("waving", "waving hi", "waving bye", "saying hello with a hand")  # no duplicate
+    entries = list(generate_library(folder, variations=24))
+    assert any("saying hello with a hand" in e.prompt for e in entries)
+    bad = _specs(tmp_path, "category: mine\nactions:\n  - {id: w, name: W, say: [x, y, z], aliases: ['{0} waves'], pose: {}}\n")
+    with pytest.raises(SpecError, match="aliases take no placeholders"):
+        list(generate_library(bad))
+    (bad / "mine.yaml").write_text("category: mine\nactions:\n  - {id: w, name: W, say: [x, y, z], aliases: hi, pose: {}}\n")
+    with pytest.raises(SpecError, match="'aliases' must be a list"):
+        list(generate_library(bad))
+
+
+def test_shipped_aliases_name_their_actions():
+    by_id = {a.id: a for a in load_actions(ACTIONS_DIR)}
+    assert "facepalming" in by_id["facepalm"].aliases and "doing a princess carry" in by_id["bridal_carry"].aliases
+    assert all(set(a.aliases) <= set(a.say) for a in by_id.values())

@@ -11,10 +11,10 @@ import re
 import numpy as np
 import pytest
 
-from pose_db.action_spec import load_actions
-from pose_db.gate import QualityGate
-from pose_db.library import generate_library
-from pose_db.skeleton import KEYPOINT_INDEX as K
+from pose_db.library.gate import QualityGate
+from pose_db.library.generate import generate_library
+from pose_db.library.specs import load_actions
+from pose_db.scene.skeleton import KEYPOINT_INDEX as K
 
 _WRISTS = (K["r_wrist"], K["l_wrist"])
 

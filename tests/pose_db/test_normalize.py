@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from pose_db.normalize import NormalizeVocab, Normalizer, RuleNormalizer, make_normalizer
-from pose_db.people_count import count_people
-from pose_db.normalize_llm import LLMNormalizer
+from pose_db.prompt import make_normalizer
+from pose_db.prompt.llm import LLMNormalizer
+from pose_db.prompt.people_count import count_people
+from pose_db.prompt.rules import Normalizer, NormalizeVocab, RuleNormalizer
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +123,7 @@ def test_count_people(prompt, people):
 
 def test_vocabulary_is_data(tmp_path):
     vocab_file = tmp_path / "vocab.yaml"
-    from pose_db.normalize import VOCAB_PATH
+    from pose_db.prompt.rules import VOCAB_PATH
 
     text = VOCAB_PATH.read_text()
     vocab_file.write_text(text.replace("group_nouns:\n  couple: 2", "group_nouns:\n  couple: 2\n  sextet: 6"))
@@ -133,7 +134,7 @@ def test_vocabulary_is_data(tmp_path):
 
 def test_vocabulary_rejects_unquoted_yaml_booleans(tmp_path):
     bad = tmp_path / "vocab.yaml"
-    from pose_db.normalize import VOCAB_PATH
+    from pose_db.prompt.rules import VOCAB_PATH
 
     bad.write_text(VOCAB_PATH.read_text().replace('"on"', "on"))
     with pytest.raises(ValueError, match="quote them"):
@@ -246,13 +247,13 @@ def test_llm_unavailable_model_falls_back_with_a_warning(tmp_path, caplog):
     ],
 )
 def test_subject_names_become_people(prompt, names, expected):
-    from pose_db.normalize import replace_names
+    from pose_db.prompt.rules import replace_names
 
     assert replace_names(prompt, names) == expected
 
 
 def test_named_subjects_are_counted_and_normalised(rules):
-    from pose_db.normalize import replace_names
+    from pose_db.prompt.rules import replace_names
 
     assert rules.normalize("Mia and Leo shaking hands, 8k") == "two people shaking hands"
     assert rules.normalize("Mia hugging Leo", names=["Mia", "Leo"]) == "a person hugging a person"
@@ -271,6 +272,46 @@ def test_named_subjects_are_counted_and_normalised(rules):
     ],
 )
 def test_requested_view(prompt, view):
-    from pose_db.normalize import requested_view
+    from pose_db.prompt.rules import requested_view
 
     assert requested_view(prompt) == view
+
+
+@pytest.mark.parametrize(
+    ("prompt", "people"),
+    [
+        ("1girl, 1boy, slow dance, full body", 2),
+        ("2boys, fighting, full body", 2),
+        ("1girl, solo, thumbs up", 1),
+        ("solo, dancing", 1),
+        ("3girls, standing, group picture", 3),
+        ("pushing other person", 2),
+        ("touch other person's pocket", 2),
+        ("a solo cup on a table", None),  # "solo" is a tag only as a clause of its own
+        ("multiple girls, hugging", None),
+    ],
+)
+def test_count_people_reads_tags_and_dataset_labels(prompt, people):
+    assert count_people(prompt) == people
+
+
+@pytest.mark.parametrize(
+    ("prompt", "canonical"),
+    [
+        ("1girl, 1boy, slow dance, full body", "a girl, a boy, slow dance, full body"),
+        ("2boys, high five", "two boys, high five"),
+        ("1girl, solo, peace sign, simple background", "a girl, peace sign"),
+        ("fight/hit (a person)", "fight or hit a person"),
+        ("talk to (e.g., self, a person)", "talk to self, a person"),  # the AVA label: its aside is its object
+        ("pushing other person", "pushing another person"),
+        (
+            "a fitness model with long brown hair, wearing a sports bra and black shorts, doing a side plank, "
+            "full body visible, modern gym, soft light, 85mm",
+            "a fitness model, doing a side plank, full body",
+        ),
+        ("a bearded hiker in a red jacket and cargo pants, sitting on a rock", "a bearded hiker, sitting on a rock"),
+        ("a couple hugging tightly, romantic, golden hour, 50mm", "a couple hugging tightly"),  # short, but has its action
+    ],
+)
+def test_rules_score_the_pose_clauses_of_tags_labels_and_gallery_prompts(rules, prompt, canonical):
+    assert rules.normalize(prompt) == canonical

@@ -5,8 +5,8 @@ import json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pose_db.openpose_io import read_openpose, write_openpose
-from pose_db.scene import PoseError, PoseScene
+from pose_db.scene.model import PoseError, PoseScene
+from pose_db.scene.openpose_io import read_openpose, write_openpose
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=8),

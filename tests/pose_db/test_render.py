@@ -8,12 +8,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pose_db.openpose_io import write_openpose
-from pose_db.render import main, render_pose_map, render_preview
-from pose_db.scene import PoseScene
-from pose_db.skeleton import KEYPOINT_INDEX
-
-from .poses import standing_person, three_person_scene
+from pose_db.scene.model import PoseScene
+from pose_db.scene.openpose_io import write_openpose
+from pose_db.scene.render import main, render_pose_map, render_preview
+from pose_db.scene.skeleton import KEYPOINT_INDEX
+from tests.helpers.poses import standing_person, three_person_scene
 
 util = pytest.importorskip("controlnet_aux.open_pose.util")
 body = pytest.importorskip("controlnet_aux.open_pose.body")
@@ -39,7 +38,7 @@ def _hidden_joints_scene() -> PoseScene:
 
 
 def _rotated_scene() -> PoseScene:
-    from pose_db.transforms import rotate
+    from pose_db.scene.transforms import rotate
 
     return PoseScene(512, 512, [rotate(standing_person(256, 100, 330), 37), rotate(standing_person(120, 60, 200), -80)])
 
@@ -106,3 +105,57 @@ def test_cli_reports_bad_json(tmp_path, capsys):
     assert main([str(src), str(tmp_path / "x.png")]) == 2
     assert "people" in capsys.readouterr().err
     assert not (tmp_path / "x.png").exists()
+
+
+def _scene_file(tmp_path):
+    src = tmp_path / "scene.json"
+    src.write_text(json.dumps(write_openpose(three_person_scene())))
+    return src
+
+
+def test_cli_never_overwrites_its_input(tmp_path, capsys):
+    src = _scene_file(tmp_path)
+    before = src.read_bytes()
+    assert main([str(src), str(src)]) == 2
+    assert "is the input file" in capsys.readouterr().err and src.read_bytes() == before
+    (tmp_path / "link.png").symlink_to(src)  # the same file under an image name
+    assert main([str(src), str(tmp_path / "link.png")]) == 2 and src.read_bytes() == before
+
+
+@pytest.mark.parametrize("name,fmt", [("map.png", "PNG"), ("map.jpg", "JPEG"), ("map.JPEG", "JPEG"),
+                                      ("map.webp", "WEBP")])
+def test_cli_writes_the_format_the_name_says(tmp_path, name, fmt):
+    src = _scene_file(tmp_path)
+    assert main([str(src), str(tmp_path / name)]) == 0
+    with Image.open(tmp_path / name) as image:
+        assert image.format == fmt
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary file left
+
+
+def test_cli_refuses_unknown_formats_missing_folders_and_folders(tmp_path, capsys):
+    src = _scene_file(tmp_path)
+    assert main([str(src), str(tmp_path / "map.tga")]) == 2
+    assert "end the output name with" in capsys.readouterr().err and not (tmp_path / "map.tga").exists()
+    assert main([str(src), str(tmp_path / "missing" / "map.png")]) == 2
+    assert "does not exist: create it first" in capsys.readouterr().err and not (tmp_path / "missing").exists()
+    (tmp_path / "dir.png").mkdir()
+    assert main([str(src), str(tmp_path / "dir.png")]) == 2 and "is a folder" in capsys.readouterr().err
+    assert main([str(src), str(tmp_path / "m.png"), "--width", "100000"]) == 2
+    assert "--width must be between" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("special", ["/dev/zero", "fifo", "folder"])
+def test_reading_a_device_a_pipe_or_a_folder_never_hangs(tmp_path, special, capsys):
+    import os
+
+    if special == "fifo":
+        path = tmp_path / "pose.json"
+        os.mkfifo(path)  # nobody writes: a plain open() would block forever
+    elif special == "folder":
+        path = tmp_path
+    else:
+        path = special
+    proc = subprocess.run([sys.executable, "-m", "pose_db.render", str(path), str(tmp_path / "m.png")],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "not a regular file" in proc.stderr, proc.stderr
+    assert not (tmp_path / "m.png").exists()

@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 
-from pose_db.action_spec import load_actions
-from pose_db.rig import body_model, forward_kinematics, mirror_angles, neutral_angles, solve_limb
-from pose_db.rig.camera import VIEW_NAMES, camera_for_view, keypoints_in_view
-from pose_db.skeleton import KEYPOINT_INDEX, MIRROR_INDEX
-from pose_db.staging import _jittered, photograph, stage_action
+from pose_db.library.rig import body_model, forward_kinematics, mirror_angles, neutral_angles, solve_limb
+from pose_db.library.rig.camera import VIEW_NAMES, camera_for_view, keypoints_in_view
+from pose_db.library.specs import load_actions
+from pose_db.library.staging import _jittered, photograph, stage_action
+from pose_db.scene.skeleton import KEYPOINT_INDEX, MIRROR_INDEX
 
 ADULT = body_model().profiles["adult"]
 _LIMB_JOINTS = {"arm": ("shoulder", "elbow", "wrist", "chest"), "leg": ("hip", "knee", "ankle", "pelvis")}
@@ -126,7 +126,7 @@ def test_a_waist_up_shot_hides_the_legs_that_leave_the_frame():
 
 
 def test_profiles_have_plausible_proportions_and_sizes():
-    from pose_db.gate import proportion_problems
+    from pose_db.library.gate import proportion_problems
 
     profiles = body_model().profiles
     assert {"child", "teen", "adult", "tall", "stocky"} <= set(profiles)

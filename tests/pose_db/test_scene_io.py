@@ -6,13 +6,16 @@ import math
 import numpy as np
 import pytest
 
-from pose_db.openpose_io import (
-    dumps_openpose, load_openpose, person_from_coco17, read_openpose, write_openpose,
+from pose_db.scene.model import MAX_PEOPLE, Person, PoseError, PoseScene
+from pose_db.scene.openpose_io import (
+    dumps_openpose,
+    load_openpose,
+    person_from_coco17,
+    read_openpose,
+    write_openpose,
 )
-from pose_db.scene import MAX_PEOPLE, Person, PoseError, PoseScene
-from pose_db.skeleton import KEYPOINT_INDEX, NUM_KEYPOINTS
-
-from .poses import standing_person, three_person_scene
+from pose_db.scene.skeleton import KEYPOINT_INDEX, NUM_KEYPOINTS
+from tests.helpers.poses import standing_person, three_person_scene
 
 
 def test_write_uses_pixels_c1_and_zero_triples_for_hidden():

@@ -3,14 +3,19 @@
 import numpy as np
 import pytest
 
-from pose_db.geometry import oks, person_region_mask, region_mask, scene_similarity
-from pose_db.scene import MAX_PEOPLE, PoseError, PoseScene
-from pose_db.skeleton import KEYPOINT_INDEX
-from pose_db.transforms import (
-    duplicate_person, fit_scene, mirror, mirror_scene, rotate, scale, translate,
+from pose_db.scene.geometry import oks, person_region_mask, region_mask, scene_similarity
+from pose_db.scene.model import MAX_PEOPLE, PoseError, PoseScene
+from pose_db.scene.skeleton import KEYPOINT_INDEX
+from pose_db.scene.transforms import (
+    duplicate_person,
+    fit_scene,
+    mirror,
+    mirror_scene,
+    rotate,
+    scale,
+    translate,
 )
-
-from .poses import standing_person, three_person_scene
+from tests.helpers.poses import standing_person, three_person_scene
 
 
 def test_mirror_twice_is_identity_and_swaps_sides():

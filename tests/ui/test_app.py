@@ -20,12 +20,12 @@ def test_all_options():
     config = parse_args(["--engine", "tiny", "--port", "7870", "--host", "0.0.0.0", "--share",
                          "--base", "/models/flux", "--adapter", "me/astra", "--dtype",
                          "float16", "--offload", "model", "--openpose", "/w", "--index", "/i",
-                         "--normalizer", "/llm"])
+                         "--normalizer", "/llm", "--specs", "/s"])
     assert (config.engine, config.port, config.host, config.share) == ("tiny", 7870, "0.0.0.0",
                                                                        True)
     assert (config.base, config.adapter, config.dtype, config.offload) == (
         "/models/flux", "me/astra", "float16", "model")
-    assert (config.openpose, config.index, config.normalizer) == ("/w", "/i", "/llm")
+    assert (config.openpose, config.index, config.normalizer, config.specs) == ("/w", "/i", "/llm", "/s")
 
 
 def test_space_variable_supplies_options(monkeypatch):
@@ -40,6 +40,7 @@ def test_bad_engine_is_refused():
         parse_args(["--engine", "huge"])
 
 
+@pytest.mark.slow
 def test_ui_never_imports_torch():
     code = ("import sys, ui.studio, ui.api, ui.events; "
             "print('torch' in sys.modules, 'diffusers' in sys.modules)")
@@ -51,12 +52,21 @@ def test_ui_never_imports_torch():
 @pytest.mark.slow
 def test_first_start_builds_the_index_and_serves_the_studio(tmp_path):
     """What a newcomer's `python app.py` does on a machine with no GPU: build the pose index
-    (first start), fall back to no engine with the reason, serve retrieval."""
+    (first start), fall back to no engine with the reason, serve retrieval. The build reads a
+    small specs folder (two categories of the real library) so the test takes seconds, not minutes."""
     import os
+    import shutil
     import socket
     import time
 
     from gradio_client import Client
+
+    from pose_db.library.specs import ACTIONS_DIR
+
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    for name in ("_axes.yaml", "_postures.yaml", "interaction.yaml", "standing.yaml"):
+        shutil.copy(ACTIONS_DIR / name, specs / name)
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -64,7 +74,7 @@ def test_first_start_builds_the_index_and_serves_the_studio(tmp_path):
     env = dict(os.environ, ASTRA_APP_ARGS="", GRADIO_ANALYTICS_ENABLED="False")
     log = open(tmp_path / "app.log", "w")
     app = subprocess.Popen([sys.executable, "app.py", "--port", str(port), "--host", "127.0.0.1",
-                            "--index", str(tmp_path / "index")], stdout=log, stderr=subprocess.STDOUT,
+                            "--index", str(tmp_path / "index"), "--specs", str(specs)], stdout=log, stderr=subprocess.STDOUT,
                            env=env)
     try:
         client = None

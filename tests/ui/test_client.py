@@ -10,6 +10,7 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
+from pose_db.prompt import MAX_PROMPT_CHARS
 from ui.recipe import read_recipe
 
 EXAMPLES = "assets/examples"
@@ -84,7 +85,7 @@ def _generate(client, **changes):
 
 @pytest.mark.parametrize("changes, words", [
     (dict(prompt="   "), "Type a prompt"),
-    (dict(prompt="x" * 501), "shorten it"),
+    (dict(prompt="x" * (MAX_PROMPT_CHARS + 1)), "shorten it"),
     (dict(width=8), "Width must be between"),
     (dict(steps=0), "Steps must be between"),
     (dict(subject_names=["Mia", "Leo"]), "one name per subject image"),

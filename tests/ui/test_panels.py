@@ -6,12 +6,12 @@ import gradio as gr
 import pytest
 from PIL import Image
 
-from pose_db.scene import Person, PoseScene
-from ui.assignment import (UNASSIGNED, assign, assign_in_order, drop_subject, panel_updates,
-                           remap_subjects)
+from pose_db.scene.model import Person, PoseScene
+from ui.assignment import UNASSIGNED, assign, assign_in_order, drop_subject, remap_subjects
 from ui.config import Limits, Presets, StudioConfig, load_examples
 from ui.generation import Settings, check_settings, make_request, pick_seed
-from ui.subjects import Subject, read_cards
+from ui.panels.assignment import panel_updates
+from ui.subjects import Subject, read_subjects
 
 
 def _scene(n: int = 3) -> dict:
@@ -56,7 +56,7 @@ def test_invalid_canvas_pose_is_a_clear_error():
 
 
 def test_settings_snap_and_limits():
-    limits = Limits()
+    limits = Limits.load()
     settings = check_settings(Settings(1000, 530, 20, 3.5, 1, 1.0), limits)
     assert (settings.width, settings.height) == (992, 528)
     for bad, words in [(Settings(8, 512, 20, 3.5, 1, 1.0), "Width"),
@@ -76,7 +76,7 @@ def test_pick_seed():
 def test_make_request_remaps_cards_to_subjects():
     image = Image.new("RGB", (16, 16))
     pose = assign_in_order(_scene(2), 2)  # person 0 → card 0, person 1 → card 1
-    subjects = [Subject(image, "Leo", "#fff")]  # card 0 had no image; card 1 became subject 0
+    subjects = [Subject(image, "Leo")]  # card 0 had no image; card 1 became subject 0
     request = make_request("Leo waves", subjects, {1: 0}, pose,
                            Settings(256, 256, 4, 3.5, 7, 1.0))
     assert [p.get("subject") for p in request.pose["people"]] == [None, 0]
@@ -95,21 +95,21 @@ def test_empty_canvas_means_text_only():
     assert request.pose is None
 
 
-def test_read_cards(tmp_path):
-    limits = Limits()
+def test_read_subjects(tmp_path):
+    limits = Limits.load()
     path = tmp_path / "a.png"
     Image.new("RGBA", (20, 20), (255, 0, 0, 255)).save(path)
-    subjects, mapping = read_cards(3, [None, str(path), str(path), None],
-                                   ["", " Mia ", "", ""], [None] * 4, limits)
+    subjects, mapping = read_subjects([None, str(path), str(path), None],
+                                      ["", " Mia ", "", ""], limits)
     assert [s.name for s in subjects] == ["Mia", "Subject 3"]
     assert mapping == {1: 0, 2: 1}
     assert subjects[0].image.mode == "RGB"
     with pytest.raises(gr.Error, match="(?i)named “mia”"):
-        read_cards(2, [str(path), str(path)], ["Mia", "mia"], [None] * 2, limits)
+        read_subjects([str(path), str(path)], ["Mia", "mia"], limits)
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"not an image")
     with pytest.raises(gr.Error, match="not an image"):
-        read_cards(1, [str(bad)], ["Mia"], [None], limits)
+        read_subjects([str(bad)], ["Mia"], limits)
 
 
 def test_presets_and_examples_are_data():
