@@ -111,7 +111,7 @@ def read_uno_lora(source: str | Path, *, token: str | None = None, local_files_o
         except Exception as error:  # gated, offline, not found...: engine.hub says which
             raise hub_error(error, "UNO LoRA", str(source), token=token) from error
     if not path.is_file():
-        raise EngineError(f"{path} does not exist; pass UNO's {UNO_LORA_FILE}, its folder or the hub id {UNO_REPO}.")
+        raise EngineError(f"{path} does not exist; download {UNO_LORA_FILE} from {UNO_REPO}, or pass its folder or the hub id.")
     try:
         uno_state = load_file(str(path))
     except Exception as error:  # safetensors' header errors have no common base class
@@ -120,15 +120,9 @@ def read_uno_lora(source: str | Path, *, token: str | None = None, local_files_o
 
 
 def convert_uno_file(source: str | Path, out_dir: str | Path, *, overwrite: bool = False) -> Path:
-    """Convert UNO's ``dit_lora.safetensors`` into an ASTRA adapter folder (LoRA only, no DSM)."""
-    source = Path(source)
-    if not source.is_file():
-        raise EngineError(f"{source} does not exist; download dit_lora.safetensors from bytedance/UNO first.")
-    try:
-        uno_state = load_file(str(source))
-    except Exception as error:  # safetensors' header errors have no common base class
-        raise EngineError(f"{source} is not a readable safetensors file ({error}).") from error
-    peft_state, rank = convert_uno_state_dict(uno_state)
+    """Convert UNO's ``dit_lora.safetensors`` (a file, its folder or the hub id) into an ASTRA adapter
+    folder (LoRA only, no DSM)."""
+    peft_state, rank = read_uno_lora(source)
     config = AstraConfig(lora=LoraSettings(rank=rank), dsm=None, source=UNO_SOURCE, resolutions=[512])
     return write_adapter(out_dir, config, peft_state, None, overwrite=overwrite)
 

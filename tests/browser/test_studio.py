@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from pose_db.scene.skeleton import KEYPOINT_INDEX, MIRROR_INDEX
-from tests.helpers.browser import EDITOR, drag, kp, screen
+from tests.helpers.browser import EDITOR, add_subject, drag, kp, screen
 
 EXAMPLES = Path("assets/examples")
 TIMEOUT_MS = 30_000
@@ -32,17 +32,6 @@ def open_studio(chromium, url: str, width: int = 1440):
     page.wait_for_selector("#pose-editor", timeout=TIMEOUT_MS)
     page.page_errors = errors
     return page, time.perf_counter() - start
-
-
-def add_subject(page, k: int, image: Path, name: str) -> None:
-    card = page.locator(f"#subject-card-{k}").first  # a gr.Group repeats its id inside
-    if not card.is_visible():
-        page.click("#add-subject")
-        card.wait_for(state="visible")
-    page.set_input_files(f"#subject-image-{k} input[type=file]", str(image))
-    page.wait_for_selector(f"#subject-image-{k} img", timeout=TIMEOUT_MS)
-    page.fill(f"#subject-name-{k} textarea", name)
-    page.locator(f"#subject-name-{k} textarea").blur()
 
 
 def retrieve(page, prompt: str) -> float:

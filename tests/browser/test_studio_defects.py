@@ -15,22 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.browser import EDITOR, open_editor
+from tests.helpers.browser import EDITOR, add_subject, open_editor
 
 EXAMPLES = Path("assets/examples")
 TIMEOUT_MS = 30_000
 STATUS = "#retrieval-status [data-testid=markdown]"
-
-
-def add_subject(page, k: int, image: Path, name: str) -> None:
-    card = page.locator(f"#subject-card-{k}").first  # a gr.Group repeats its id inside
-    if not card.is_visible():
-        page.click("#add-subject")
-        card.wait_for(state="visible")
-    page.set_input_files(f"#subject-image-{k} input[type=file]", str(image))
-    page.wait_for_selector(f"#subject-image-{k} img", timeout=TIMEOUT_MS)
-    page.fill(f"#subject-name-{k} textarea", name)
-    page.locator(f"#subject-name-{k} textarea").blur()
 
 
 def retrieve(page, prompt: str) -> None:

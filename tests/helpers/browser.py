@@ -47,3 +47,15 @@ def drag(page, start, end, steps=12, modifier=None):
     page.mouse.up()
     if modifier:
         page.keyboard.up(modifier)
+
+
+def add_subject(page, k: int, image, name: str, timeout_ms: int = 30_000) -> None:
+    """Fill subject card `k` of a studio page (opening it with "+ Subject" when hidden)."""
+    card = page.locator(f"#subject-card-{k}").first  # a gr.Group repeats its id inside
+    if not card.is_visible():
+        page.click("#add-subject")
+        card.wait_for(state="visible")
+    page.set_input_files(f"#subject-image-{k} input[type=file]", str(image))
+    page.wait_for_selector(f"#subject-image-{k} img", timeout=timeout_ms)
+    page.fill(f"#subject-name-{k} textarea", name)
+    page.locator(f"#subject-name-{k} textarea").blur()
