@@ -14,6 +14,7 @@ from PIL import Image
 
 from engine.errors import EngineError
 from pose_db.scene.model import MAX_SUBJECTS, PoseError, PoseScene
+from pose_db.scene.openpose_io import read_openpose
 
 MIN_SIDE, MAX_SIDE = 64, 4096
 MAX_STEPS = 200
@@ -31,7 +32,7 @@ def read_pose(pose: dict | str | PoseScene | None) -> PoseScene | None:
     if not isinstance(pose, (dict, list, str, bytes)):
         raise EngineError(f"pose must be OpenPose JSON (a dict) or a pose scene, not {type(pose).__name__}.")
     try:
-        return PoseScene.from_openpose(pose)
+        return read_openpose(pose)
     except PoseError as exc:
         raise EngineError(f"The pose is not valid OpenPose JSON: {exc}") from exc
     except (ValueError, TypeError, KeyError, AttributeError) as exc:  # shapes the reader did not foresee

@@ -11,6 +11,7 @@ from __future__ import annotations
 import gradio as gr
 
 from pose_db.scene.model import PoseError, PoseScene
+from pose_db.scene.openpose_io import read_openpose, write_openpose
 
 UNASSIGNED = -1
 
@@ -20,7 +21,7 @@ def scene_or_none(pose: dict | str | None) -> PoseScene | None:
     if not pose:
         return None
     try:
-        return PoseScene.from_openpose(pose)
+        return read_openpose(pose)
     except PoseError as err:
         raise gr.Error(f"The pose on the canvas is invalid: {err}") from err
 
@@ -31,7 +32,7 @@ def assign(pose: dict | None, person: int, subject: int | None) -> dict | None:
     if scene is None or not 0 <= person < len(scene.people):
         return pose
     scene.people[person].subject = None if subject in (None, UNASSIGNED) else int(subject)
-    return scene.to_openpose()
+    return write_openpose(scene)
 
 
 def assign_in_order(pose: dict | None, n_subjects: int) -> dict | None:
@@ -41,7 +42,7 @@ def assign_in_order(pose: dict | None, n_subjects: int) -> dict | None:
         return pose
     for i, person in enumerate(scene.people):
         person.subject = i if i < n_subjects else None
-    return scene.to_openpose()
+    return write_openpose(scene)
 
 
 def remap_subjects(pose: dict | None, mapping: dict[int, int]) -> dict | None:
@@ -52,7 +53,7 @@ def remap_subjects(pose: dict | None, mapping: dict[int, int]) -> dict | None:
     for person in scene.people:
         if person.subject is not None:
             person.subject = mapping.get(person.subject)
-    return scene.to_openpose()
+    return write_openpose(scene)
 
 
 def drop_subject(pose: dict | None, removed: int, count_before: int) -> dict | None:

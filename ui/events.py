@@ -19,6 +19,7 @@ import gradio as gr
 from engine.errors import GenerationCancelled
 from pose_db.prompt import MAX_PROMPT_CHARS
 from pose_db.scene import MAX_SUBJECTS
+from pose_db.scene.openpose_io import write_openpose
 
 from .api import gpu_queue
 from .assignment import assign, assign_in_order, drop_subject
@@ -78,7 +79,7 @@ def _wire_retrieval(studio, retriever, config: StudioConfig) -> None:
 
     def retrieve(prompt, people, count):
         retrieval = run_retrieval(retriever, prompt, people, limits)
-        scenes = [res.entry.scene.to_openpose() for res in retrieval.results] \
+        scenes = [write_openpose(res.entry.scene) for res in retrieval.results] \
             if retrieval.matched else []
         best = assign_in_order(scenes[0], count) if scenes else None
         gallery = gr.update(value=gallery_items(retrieval) if scenes else [],

@@ -24,6 +24,7 @@ from engine.errors import EngineError, GenerationCancelled
 from engine.request import GenerationRequest
 from pose_db.prompt import MAX_PROMPT_CHARS
 from pose_db.scene import MAX_SUBJECTS
+from pose_db.scene.openpose_io import write_openpose
 
 from .assignment import remap_subjects, scene_or_none
 from .config import Limits
@@ -126,7 +127,7 @@ def make_request(prompt: str, subjects: list[Subject], mapping: dict[int, int] |
         prompt=prompt,
         subjects=[s.image for s in subjects],
         subject_names=[s.name for s in subjects],
-        pose=scene.to_openpose() if scene is not None and scene.people else None,
+        pose=write_openpose(scene) if scene is not None and scene.people else None,
         height=settings.height, width=settings.width,
         num_inference_steps=settings.steps, guidance_scale=settings.guidance,
         seed=settings.seed, binding_strength=settings.binding_strength,

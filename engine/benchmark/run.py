@@ -27,7 +27,7 @@ from engine.errors import EngineError
 from engine.request import GenerationRequest
 from engine.train.dataset import validate_dataset
 from pose_db.scene.model import CANVAS_MIN
-from pose_db.scene.openpose_io import load_openpose
+from pose_db.scene.openpose_io import load_openpose, write_openpose
 from pose_db.scene.render import render_pose_map
 from pose_db.scene.transforms import fit_scene
 
@@ -122,7 +122,7 @@ def _run_one(i: int, record, meta: dict, engine, detector, clip, dino, images_di
         scale = min(width / scene.width, height / scene.height)
     request = GenerationRequest(prompt=record.prompt, subjects=refs,
                                 subject_names=[n or "" for n in names] if any(names) else [],
-                                pose=gt.to_openpose() if gt is not None else None, width=width, height=height,
+                                pose=write_openpose(gt) if gt is not None else None, width=width, height=height,
                                 num_inference_steps=steps, guidance_scale=guidance, seed=seed + i)
     result = engine.generate(request)
     image = result.image.convert("RGB")

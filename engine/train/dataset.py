@@ -32,6 +32,7 @@ from PIL import Image, UnidentifiedImageError
 from engine.conditioning import pose_map_image, resize_reference
 from engine.errors import EngineError
 from pose_db.scene.model import CANVAS_MIN, MAX_SUBJECTS, PoseError, PoseScene
+from pose_db.scene.openpose_io import read_openpose
 from pose_db.scene.transforms import affine
 
 DATA_FILE = "train.jsonl"
@@ -237,7 +238,7 @@ def _read_pose(path: Path) -> PoseScene:
     if not path.is_file():
         raise _Bad(f"pose file {path} does not exist")
     try:
-        return PoseScene.from_openpose(path.read_text(encoding="utf-8"))
+        return read_openpose(path.read_text(encoding="utf-8"))
     except (PoseError, OSError, UnicodeDecodeError) as error:
         raise _Bad(f"pose {path} is not valid OpenPose JSON ({error})") from None
 
@@ -257,7 +258,7 @@ def load_sample(record: SampleRecord, *, pose_scale: int = 1, reference_long_sid
     resized = [resize_reference(image, long_side, token_px) for image in originals]
     pose_map = None
     if record.pose is not None:
-        scene = PoseScene.from_openpose(record.pose.read_text(encoding="utf-8"))
+        scene = read_openpose(record.pose.read_text(encoding="utf-8"))
         w, h = record.bucket
         # Drawn on a canvas up-scaled by an integer `up` when the bucket is below the pose
         # model's 64 px minimum (tiny runs); pose_map_image area-downsamples it to the grid.

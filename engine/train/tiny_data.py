@@ -17,6 +17,7 @@ from PIL import Image, ImageDraw
 
 from engine.train.dataset import DATA_FILE
 from pose_db.library.generate import generate_library
+from pose_db.scene.openpose_io import write_openpose
 from pose_db.scene.transforms import fit_scene
 
 TARGET_SIZE = (64, 96)  # the library's 512 x 768 canvas, scaled down (the tiny engine works at 64 px)
@@ -53,7 +54,7 @@ def write_tiny_dataset(folder: str | Path, samples: int = 4, seed: int = 0) -> P
         for k, person in enumerate(scene.people):
             _shape(draw, subjects[k], person.bbox())
         target.save(folder / f"images/{i:03d}.png")
-        (folder / f"poses/{i:03d}.json").write_text(json.dumps(scene.to_openpose()))
+        (folder / f"poses/{i:03d}.json").write_text(json.dumps(write_openpose(scene)))
         names = " and ".join(ref["name"] for ref in references)
         lines.append({"prompt": f"{names}: {entry.prompt}", "target": f"images/{i:03d}.png",
                       "references": references, "pose": f"poses/{i:03d}.json"})

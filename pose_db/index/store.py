@@ -43,6 +43,7 @@ import numpy as np
 from pose_db import env
 from pose_db.scene.entry import Hit, LibraryEntry
 from pose_db.scene.model import PoseError
+from pose_db.scene.openpose_io import write_openpose
 
 from .integrity import MANIFEST_FILE, IndexDamaged, pid_alive, remove_tree, verified_copy
 
@@ -636,7 +637,7 @@ def entry_metadata(entry: LibraryEntry) -> dict:
         "view": entry.view,
         "profiles": ",".join(entry.profiles),
         "source": entry.source,
-        "pose": json.dumps(_rounded(entry.scene.to_openpose()), separators=(",", ":")),
+        "pose": json.dumps(_rounded(write_openpose(entry.scene)), separators=(",", ":")),
     }
 
 

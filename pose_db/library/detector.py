@@ -36,6 +36,7 @@ from pose_db.scene.model import (
     PoseError,
     PoseScene,
 )
+from pose_db.scene.openpose_io import write_openpose
 from pose_db.scene.skeleton import NUM_KEYPOINTS
 
 ANNOTATORS_REPO = "lllyasviel/Annotators"
@@ -307,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
         photo = photo_array(args.photo)  # a bad photo is reported before any model loads
         detector = PoseDetector.load(args.weights, kind=args.detector, model=args.model).require()
         scene = detector.detect(photo, min_keypoints=args.min_keypoints)
-        text = json.dumps(scene.to_openpose())
+        text = json.dumps(write_openpose(scene))
         if args.out:
             Path(args.out).write_text(text + "\n")
         else:

@@ -24,6 +24,7 @@ from itertools import islice
 from pathlib import Path
 
 from pose_db.scene.entry import LibraryEntry
+from pose_db.scene.openpose_io import write_openpose
 
 from .gate import (
     QualityGate,
@@ -194,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
             if out:
                 out.write(json.dumps({"id": entry.id, "prompt": entry.prompt, "action": entry.action,
                                       "view": entry.view, "profiles": entry.profiles,
-                                      "pose": entry.scene.to_openpose()}) + "\n")
+                                      "pose": write_openpose(entry.scene)}) + "\n")
     finally:
         if out:
             out.close()

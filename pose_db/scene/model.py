@@ -3,7 +3,8 @@
 This is the one representation every part shares. The database stores it, the retriever
 returns it, the studio's canvas edits it and the engine renders it into its pose map. Hidden
 keypoints keep their coordinates here (so an editor can show them again) but are written to
-OpenPose JSON as [0, 0, 0], which ControlNet tools read as "missing".
+OpenPose JSON as [0, 0, 0], which ControlNet tools read as "missing". `openpose_io` reads and
+writes that JSON (`read_openpose`, `write_openpose`).
 """
 
 from __future__ import annotations
@@ -105,19 +106,6 @@ class PoseScene:
 
     def copy(self) -> PoseScene:
         return PoseScene(self.width, self.height, [p.copy() for p in self.people])
-
-    def to_openpose(self) -> dict:
-        """ControlNet-compatible OpenPose JSON (pixels, c = 1 visible, [0, 0, 0] hidden)."""
-        from .openpose_io import write_openpose
-
-        return write_openpose(self)
-
-    @classmethod
-    def from_openpose(cls, data: dict | list | str | bytes) -> PoseScene:
-        """Read OpenPose JSON (a dict, or JSON text); raises PoseError on malformed input."""
-        from .openpose_io import read_openpose
-
-        return read_openpose(data)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, PoseScene):

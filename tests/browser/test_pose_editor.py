@@ -15,7 +15,7 @@ import gradio as gr
 import numpy as np
 import pytest
 
-from pose_db.scene.model import PoseScene
+from pose_db.scene.openpose_io import read_openpose
 from pose_db.scene.render import render_pose_map
 from pose_db.scene.skeleton import KEYPOINT_INDEX, MIRROR_INDEX
 from tests.helpers.browser import EDITOR, TIMEOUT_MS, drag, kp, open_editor, screen
@@ -272,7 +272,7 @@ def test_import_export_json_and_pose_map(chromium, editor_url, tmp_path):
     assert download.value.suggested_filename == "pose.json"
     exported = json.loads(Path(download.value.path()).read_text())
     assert exported == value
-    assert PoseScene.from_openpose(exported).people[0].subject == 2
+    assert read_openpose(exported).people[0].subject == 2
 
     # The PNG matches pose_db's controlnet-style pose map.
     with page.expect_download() as download:
@@ -280,7 +280,7 @@ def test_import_export_json_and_pose_map(chromium, editor_url, tmp_path):
     from PIL import Image
 
     png = np.asarray(Image.open(download.value.path()).convert("RGB"), dtype=np.int16)
-    ref = render_pose_map(PoseScene.from_openpose(value)).astype(np.int16)
+    ref = render_pose_map(read_openpose(value)).astype(np.int16)
     assert png.shape == ref.shape == (512, 768, 3)
     drawn, ref_drawn = png.max(axis=2) > 30, ref.max(axis=2) > 30
     overlap = (drawn & ref_drawn).sum() / max(1, (drawn | ref_drawn).sum())
@@ -421,7 +421,7 @@ def test_values_are_validated_through_openpose_io():
     assert editor.preprocess(None) is None and editor.preprocess("") is None
     two = _two_people()
     assert editor.postprocess(two) == normalise_pose(two)
-    scene = PoseScene.from_openpose(two)
+    scene = read_openpose(two)
     assert editor.postprocess(scene) == two and editor.postprocess(json.dumps(two)) == two
     with pytest.raises(gr.Error, match="54"):
         editor.preprocess({"people": [{"pose_keypoints_2d": [1, 2, 3]}]})
@@ -430,7 +430,7 @@ def test_values_are_validated_through_openpose_io():
     with pytest.raises(gr.Error, match="subject"):
         editor.preprocess({"people": [{**two["people"][0], "subject": 9}]})
     assert editor.api_info()["type"] == "object"
-    assert PoseScene.from_openpose(editor.example_value()).people
+    assert read_openpose(editor.example_value()).people
 
 
 def test_config_reaches_the_browser():

@@ -12,6 +12,7 @@ from engine.checkpoint import AstraConfig, save_adapter
 from engine.dsm import DisentangledSemanticModulation, DSMConfig
 from engine.errors import EngineError, GenerationCancelled
 from engine.lora import add_lora
+from pose_db.scene.openpose_io import read_openpose, write_openpose
 from tests.helpers.dit import randomise_lora
 from tests.helpers.pipeline import FLUX_PARTS, STEPS, SUBJECTS, final_latent, random_image, two_people_pose
 
@@ -162,14 +163,13 @@ def test_empty_name_list_and_silent_callback_are_accepted(pipe):
 
 def test_pose_scene_objects_and_other_canvas_sizes_are_fitted(pipe):
     """A PoseScene works like its JSON; a 512-px square pose is fitted onto a wide output."""
-    from pose_db.scene.model import PoseScene
 
     wide = dict(subjects=SUBJECTS, height=64, width=128)
     as_json = final_latent(pipe, pose=two_people_pose(), **wide)
-    assert not _differ(as_json, final_latent(pipe, pose=PoseScene.from_openpose(two_people_pose()), **wide))
+    assert not _differ(as_json, final_latent(pipe, pose=read_openpose(two_people_pose()), **wide))
     from pose_db.scene.transforms import fit_scene
 
-    big = fit_scene(PoseScene.from_openpose(two_people_pose()), 512, 512).to_openpose()
+    big = write_openpose(fit_scene(read_openpose(two_people_pose()), 512, 512))
     assert not _differ(as_json, final_latent(pipe, pose=big, **wide))  # only the layout matters, not the canvas
 
 

@@ -19,6 +19,7 @@ from pose_db.index.grow import import_entries
 from pose_db.index.stats import index_stats
 from pose_db.index.store import PoseIndex
 from pose_db.library.generate import generate_library
+from pose_db.scene.openpose_io import write_openpose
 from tests.helpers.entries import interrupted_entries, many_entries, tiny_entries
 
 REPO = Path(__file__).resolve().parents[2]
@@ -49,7 +50,7 @@ def test_generator_processes_give_the_same_library_and_one_gate_report(tmp_path,
 
     ids = action_ids(None, None)[:16]  # the smallest build that starts worker processes
     here = GateCounts()
-    expected = [(e.id, e.prompt, e.scene.to_openpose()) for e in generate_entries(ids, variations=2, workers=0,
+    expected = [(e.id, e.prompt, write_openpose(e.scene)) for e in generate_entries(ids, variations=2, workers=0,
                                                                                    gate=here)]
     index = build_index(tmp_path / "index", url="", actions=ids, variations=2, embedder=minilm_embedder,
                         progress=False, workers=2)

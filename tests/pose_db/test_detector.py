@@ -17,6 +17,7 @@ from pose_db.library.detector import (
     photo_array,
 )
 from pose_db.scene.model import Person, PoseError, PoseScene
+from pose_db.scene.openpose_io import read_openpose
 from pose_db.scene.skeleton import KEYPOINT_INDEX
 
 skimage = pytest.importorskip("skimage")
@@ -105,7 +106,7 @@ def test_cli_prints_openpose_json(tmp_path, capsys):
     assert "1 person found by BlazePose" in out.err
     target = tmp_path / "pose.json"
     assert main([str(ASTRONAUT), "--out", str(target), "--model", "lite"]) == 0
-    assert PoseScene.from_openpose(target.read_text()).people
+    assert read_openpose(target.read_text()).people
 
 
 def test_cli_bad_input_is_one_clear_line(tmp_path, capsys):

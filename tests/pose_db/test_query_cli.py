@@ -13,7 +13,7 @@ import pytest
 
 from pose_db.retrieval.query import main, parse_args, run
 from pose_db.retrieval.retriever import PoseRetriever
-from pose_db.scene.model import PoseScene
+from pose_db.scene.openpose_io import read_openpose
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -40,7 +40,7 @@ def test_single_prompt_json(retriever):
     best = record["results"][0]
     assert {"id", "score", "prompt", "action", "pose"} <= set(best)
     assert best["action"] == "wave" and best["score"] >= 0.55
-    assert len(PoseScene.from_openpose(best["pose"]).people) == 1
+    assert len(read_openpose(best["pose"]).people) == 1
 
 
 def test_batch_answers_every_line_in_order(tmp_path, retriever):
@@ -55,7 +55,7 @@ def test_batch_answers_every_line_in_order(tmp_path, retriever):
     assert [r["query"] for r in records] == [p["prompt"] for p in prompts]
     assert records[0]["results"][0]["action"] == "handshake"
     assert records[1] == {"query": prompts[1]["prompt"], "canonical": records[1]["canonical"], "people": None, "matched": False, "results": []}
-    assert all(len(PoseScene.from_openpose(r["pose"]).people) == 3 for r in records[2]["results"])
+    assert all(len(read_openpose(r["pose"]).people) == 3 for r in records[2]["results"])
 
 
 def test_table_is_readable(retriever):

@@ -21,6 +21,7 @@ from pose_db.retrieval.retriever import (
 )
 from pose_db.scene.entry import Hit, LibraryEntry
 from pose_db.scene.model import PoseError, PoseScene
+from pose_db.scene.openpose_io import read_openpose
 from tests.helpers.poses import standing_person
 from tests.helpers.retrieval import CountingEmbedder, RecordingIndex
 
@@ -131,7 +132,7 @@ def test_json_record_matches_the_cli_contract(retriever):
     assert record["matched"] is True
     for res in record["results"]:
         assert {"id", "score", "prompt", "action", "pose"} <= set(res)
-        scene = PoseScene.from_openpose(res["pose"])
+        scene = read_openpose(res["pose"])
         assert len(scene.people) == 2
 
 

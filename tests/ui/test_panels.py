@@ -7,6 +7,7 @@ import pytest
 from PIL import Image
 
 from pose_db.scene.model import Person, PoseScene
+from pose_db.scene.openpose_io import write_openpose
 from ui.assignment import UNASSIGNED, assign, assign_in_order, drop_subject, remap_subjects
 from ui.config import Limits, Presets, StudioConfig, load_examples
 from ui.generation import Settings, check_settings, make_request, pick_seed
@@ -16,7 +17,7 @@ from ui.subjects import Subject, read_subjects
 
 def _scene(n: int = 3) -> dict:
     people = [Person.from_points({0: (50 + 60 * i, 40), 1: (50 + 60 * i, 80)}) for i in range(n)]
-    return PoseScene(256, 256, people).to_openpose()
+    return write_openpose(PoseScene(256, 256, people))
 
 
 def _subjects(pose: dict) -> list:
@@ -90,7 +91,7 @@ def test_make_request_refuses_binding_to_missing_subject():
 
 
 def test_empty_canvas_means_text_only():
-    request = make_request("x", [], None, PoseScene(256, 256, []).to_openpose(),
+    request = make_request("x", [], None, write_openpose(PoseScene(256, 256, [])),
                            Settings(256, 256, 4, 3.5, 7, 1.0))
     assert request.pose is None
 

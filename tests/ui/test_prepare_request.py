@@ -13,6 +13,7 @@ from engine.request import GenerationRequest
 from pose_db.prompt import MAX_PROMPT_CHARS
 from pose_db.scene import MAX_SUBJECTS
 from pose_db.scene.model import Person, PoseScene
+from pose_db.scene.openpose_io import write_openpose
 from ui.config import Limits
 from ui.generation import MAX_SEED, prepare_request
 
@@ -29,7 +30,7 @@ def picture(tmp_path_factory):
 def _pose(*subjects) -> dict:
     people = [Person.from_points({0: (40 + 50 * i, 40), 1: (40 + 50 * i, 80)}, subject=s)
               for i, s in enumerate(subjects)]
-    return PoseScene(256, 256, people).to_openpose()
+    return write_openpose(PoseScene(256, 256, people))
 
 
 def _values(**changes) -> dict:
@@ -82,7 +83,7 @@ def test_api_forms_names_text_pose_json_and_drawn_seeds(picture):
 
 
 def test_no_subjects_and_empty_canvas_mean_text_only():
-    request = prepare_request(**_values(pose=PoseScene(256, 256, []).to_openpose()))
+    request = prepare_request(**_values(pose=write_openpose(PoseScene(256, 256, []))))
     assert request.subjects == [] and request.subject_names == [] and request.pose is None
     assert prepare_request(**_values(pose="")).pose is None
 

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import gradio as gr
 
+from pose_db.scene.openpose_io import write_openpose
+
 from ..images import ImageError, load_image
 
 
@@ -59,4 +61,4 @@ def detect_pose(detector, photo) -> dict:
     if not scene.people:
         raise gr.Error("No person was found in the photo. Try one where whole bodies and faces "
                        "are clearly visible.")
-    return scene.to_openpose()
+    return write_openpose(scene)
