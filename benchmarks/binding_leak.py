@@ -52,6 +52,7 @@ from diffusers import FluxTransformer2DModel  # noqa: E402
 from engine.attention import RegionBinding  # noqa: E402
 from engine.binding import region_attention_bias, region_binding  # noqa: E402
 from engine.europe import StreamLayout  # noqa: E402
+from engine.tiny import random_forward_inputs  # noqa: E402
 from engine.transformer import astra_forward  # noqa: E402
 
 CHANNELS, TEXT_DIM, TEXT = 16, 32, 16
@@ -69,12 +70,7 @@ def dit(blocks: int, seed: int, width_heads: int = 2, head_dim: int = 32) -> Flu
 
 
 def inputs(layout: StreamLayout, seed: int) -> dict:
-    g = torch.Generator().manual_seed(seed)
-    return dict(latents=torch.randn(1, layout.num_latent, CHANNELS, generator=g),
-                conditions=torch.randn(1, layout.num_tokens - layout.num_latent, CHANNELS, generator=g),
-                encoder_hidden_states=torch.randn(1, TEXT, TEXT_DIM, generator=g),
-                pooled_projections=torch.randn(1, TEXT_DIM, generator=g), timestep=torch.tensor([0.5]),
-                guidance=torch.tensor([3.5]), txt_ids=torch.zeros(TEXT, 3), img_ids=layout.position_ids())
+    return random_forward_inputs(layout, channels=CHANNELS, text_tokens=TEXT, text_dim=TEXT_DIM, seed=seed)
 
 
 def halves(hw: tuple[int, int]) -> dict[int, np.ndarray]:

@@ -43,6 +43,7 @@ from diffusers import FluxTransformer2DModel  # noqa: E402
 from engine.attention import install_binding_processors  # noqa: E402
 from engine.binding import region_attention_bias, region_binding  # noqa: E402
 from engine.europe import StreamLayout  # noqa: E402
+from engine.tiny import random_forward_inputs  # noqa: E402
 from engine.transformer import astra_forward  # noqa: E402
 
 FLUX_DEV_CONFIG = dict(patch_size=1, in_channels=64, num_layers=19, num_single_layers=38, attention_head_dim=128,
@@ -106,16 +107,12 @@ def step_inputs(case: Case, latent_hw: tuple[int, int], ref_hw: tuple[int, int],
     if case.pose_scale is not None:
         pose_hw = (latent_hw[0] // case.pose_scale, latent_hw[1] // case.pose_scale)
     layout = StreamLayout(latent_hw, refs, pose_hw, case.pose_scale or 1)
-    g = torch.Generator().manual_seed(0)
-    channels = config["in_channels"]
-    cond = layout.num_tokens - layout.num_latent
-    x = dict(latents=torch.randn(1, layout.num_latent, channels, generator=g).to(device, dtype),
-             conditions=torch.randn(1, cond, channels, generator=g).to(device, dtype) if cond else None,
-             encoder_hidden_states=torch.randn(1, text, config["joint_attention_dim"], generator=g).to(device, dtype),
-             pooled_projections=torch.randn(1, config["pooled_projection_dim"], generator=g).to(device, dtype),
-             timestep=torch.full((1,), 0.5, device=device, dtype=dtype),
-             guidance=torch.full((1,), 3.5, device=device, dtype=torch.float32),
-             img_ids=layout.position_ids().to(device), txt_ids=torch.zeros(text, 3, device=device))
+    x = random_forward_inputs(layout, channels=config["in_channels"], text_tokens=text,
+                              text_dim=config["joint_attention_dim"], pooled_dim=config["pooled_projection_dim"])
+    # Activations in the run's dtype; ids keep theirs and guidance stays fp32, as the pipeline passes them.
+    for name, value in x.items():
+        if value is not None:
+            x[name] = value.to(device) if name.endswith("_ids") else value.to(device, torch.float32 if name == "guidance" else dtype)
     if case.binding is not None:
         left = np.zeros(latent_hw, dtype=bool)
         left[:, : latent_hw[1] // 2] = True

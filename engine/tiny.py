@@ -24,6 +24,7 @@ from transformers import (
 
 from engine.conditioning import ReferenceSizes
 from engine.dsm import DisentangledSemanticModulation, DSMConfig
+from engine.europe import StreamLayout
 
 WIDTH = 32  # text, vision and DiT width
 TEXT_TOKENS = 32  # T5 sequence length of the tiny engine (FLUX.1-dev: 512)
@@ -128,3 +129,21 @@ def tiny_uno_state_dict(transformer: FluxTransformer2DModel, rank: int = UNO_RAN
         state |= pair(f"single_blocks.{i}.processor.qkv_lora", dim, 3 * dim)
         state |= pair(f"single_blocks.{i}.processor.proj_lora", 5 * dim, dim)
     return state
+
+
+def random_forward_inputs(layout: StreamLayout, *, channels: int, text_tokens: int, text_dim: int,
+                          pooled_dim: int | None = None, seed: int = 0) -> dict:
+    """Random keyword arguments for one ``engine.transformer.astra_forward`` step on `layout`
+    (latent + condition tokens, text, pooled text, timestep 0.5, guidance 3.5, ids), seeded.
+
+    For benchmarks and tests that time or compare a forward, not for generation.
+    """
+    g = torch.Generator().manual_seed(seed)
+    conditions = layout.num_tokens - layout.num_latent
+    return dict(
+        latents=torch.randn(1, layout.num_latent, channels, generator=g),
+        conditions=torch.randn(1, conditions, channels, generator=g) if conditions else None,
+        encoder_hidden_states=torch.randn(1, text_tokens, text_dim, generator=g),
+        pooled_projections=torch.randn(1, pooled_dim or text_dim, generator=g),
+        timestep=torch.tensor([0.5]), guidance=torch.tensor([3.5]),
+        txt_ids=torch.zeros(text_tokens, 3), img_ids=layout.position_ids())

@@ -9,6 +9,7 @@ import torch
 from engine.attention import BindingAttnProcessor, install_binding_processors, uses_binding_processors
 from engine.binding import region_attention_bias, region_binding
 from engine.europe import StreamLayout
+from engine.tiny import random_forward_inputs
 from engine.transformer import astra_forward
 from tests.helpers.dit import CHANNELS, TEXT_DIM, tiny_transformer
 
@@ -32,12 +33,7 @@ def _names() -> np.ndarray:
 
 
 def _inputs(seed: int = 0) -> dict:
-    g = torch.Generator().manual_seed(seed)
-    return dict(latents=torch.randn(1, LAYOUT.num_latent, CHANNELS, generator=g),
-                conditions=torch.randn(1, LAYOUT.num_tokens - LAYOUT.num_latent, CHANNELS, generator=g),
-                encoder_hidden_states=torch.randn(1, TEXT, TEXT_DIM, generator=g),
-                pooled_projections=torch.randn(1, TEXT_DIM, generator=g), timestep=torch.tensor([0.5]),
-                guidance=torch.tensor([3.5]), txt_ids=torch.zeros(TEXT, 3), img_ids=LAYOUT.position_ids())
+    return random_forward_inputs(LAYOUT, channels=CHANNELS, text_tokens=TEXT, text_dim=TEXT_DIM, seed=seed)
 
 
 @pytest.mark.parametrize("names", [None, "names"])
