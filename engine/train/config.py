@@ -9,7 +9,7 @@ flags override the file.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -191,9 +191,6 @@ class TrainConfig:
         data.update(overrides)
         base = cls.tiny_defaults(**data) if data.get("tiny") else cls(**data)
         return base
-
-    def with_overrides(self, **overrides: Any) -> TrainConfig:
-        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
 
     def to_dict(self) -> dict:
         data = asdict(self)

@@ -284,7 +284,7 @@ def _cover(image: Image.Image, size: tuple[int, int]) -> tuple[Image.Image, tupl
 
 class TrainDataset:
     """Map-style dataset over validated records (a torch ``Dataset`` by protocol: ``__len__`` and
-    ``__getitem__``); items are :class:`TrainSample`, batches are lists (:func:`collate`)."""
+    ``__getitem__``); items are :class:`TrainSample`, batches are lists of them."""
 
     def __init__(self, records: list[SampleRecord], *, pose_scale: int = 1, reference_long_side: int = 512,
                  reference_long_side_multi: int = 320, token_px: int = 16) -> None:
@@ -297,10 +297,6 @@ class TrainDataset:
 
     def __getitem__(self, index: int) -> TrainSample:
         return load_sample(self.records[index], **self.options)
-
-
-def collate(samples: list[TrainSample]) -> list[TrainSample]:
-    return list(samples)
 
 
 class BucketBatchSampler:
