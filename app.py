@@ -231,7 +231,7 @@ def main(argv: list[str] | None = None) -> None:
         retriever = build_retriever(config)
     except PoseError as err:  # a damaged or unreadable index, a bad specs folder: say what to do
         raise SystemExit(f"The pose index could not be opened: {err}") from err
-    studio_config = StudioConfig(zero_gpu=ZERO_GPU, gpu_concurrency=getattr(engine, "concurrency", 1))
+    studio_config = StudioConfig(zero_gpu=ZERO_GPU, gpu_concurrency=engine.concurrency)
     demo = build_studio(engine=engine, retriever=retriever, config=studio_config,
                         detector=build_detector(config, engine))
     demo.launch(server_name=config.host, server_port=config.port, share=config.share,
