@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .skeleton import NUM_KEYPOINTS
+from .skeleton import HAND_KEYS, NUM_HAND_KEYPOINTS, NUM_KEYPOINTS
 
 CANVAS_MIN, CANVAS_MAX = 64, 4096
 MAX_PEOPLE = 10
@@ -32,8 +32,9 @@ class Person:
         xy: (18, 2) float coordinates in canvas pixels, BODY-18 order.
         visible: (18,) bool; hidden points are neither drawn nor written.
         subject: index of the reference subject this person is assigned to, or None.
-        extras: optional OpenPose extensions kept through a round trip, e.g.
-            ``{"hand_left_keypoints_2d": (21, 3) array}``, in the same pixel frame.
+        extras: optional OpenPose extensions kept through a round trip, in the same pixel
+            frame. Hands (``HAND_KEYS``) are (21, 3) arrays ``[x, y, c]`` in OpenPose's hand
+            order, ``c > 0`` visible; other keys (the face) are kept as they came.
     """
 
     xy: np.ndarray
@@ -48,6 +49,23 @@ class Person:
             raise PoseError("A visible keypoint has a non-finite coordinate; give real numbers.")
         if self.subject is not None and not (0 <= int(self.subject) < MAX_SUBJECTS):
             raise PoseError(f"subject must be 0 to {MAX_SUBJECTS - 1}, got {self.subject}.")
+        for key in HAND_KEYS:
+            if key not in self.extras:
+                continue
+            hand = np.asarray(self.extras[key], dtype=np.float64)
+            if hand.size != NUM_HAND_KEYPOINTS * 3:
+                raise PoseError(f"{key} needs {NUM_HAND_KEYPOINTS} x [x, y, c] = {NUM_HAND_KEYPOINTS * 3} "
+                                f"numbers, got {hand.size}.")
+            hand = hand.reshape(NUM_HAND_KEYPOINTS, 3)
+            if not np.isfinite(hand).all() or (hand[:, 2] < 0).any():
+                raise PoseError(f"{key} holds a non-finite number or a negative confidence; give real "
+                                "coordinates and confidences of 0 (missing) or more.")
+            self.extras[key] = hand
+
+    @property
+    def hands(self) -> dict[str, np.ndarray]:
+        """The hands this person has, ``{HAND_KEYS key: (21, 3) array}``."""
+        return {key: self.extras[key] for key in HAND_KEYS if key in self.extras}
 
     @classmethod
     def from_points(cls, points: dict[int, tuple[float, float]], subject: int | None = None) -> Person:

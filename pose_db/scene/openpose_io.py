@@ -4,7 +4,9 @@ Written: ``{"canvas_width", "canvas_height", "people": [{"pose_keypoints_2d": [x
 in pixels, ``c = 1`` for a visible point and ``[0, 0, 0]`` for a hidden one, plus our optional
 per-person ``"subject"`` (other tools ignore it). Read: the same, pixel or normalised ([0, 1])
 coordinates, COCO-17 keypoint lists, a one-frame list as some editors export, and the hand/face
-extensions. Anything malformed raises :class:`PoseError` with a sentence that says what to fix;
+extensions. Hands (``hand_left_keypoints_2d`` / ``hand_right_keypoints_2d``) are 21 ``[x, y, c]``
+each, checked like body points and written with hidden points as ``[0, 0, 0]``; an all-zero hand
+(OpenPose's "not detected") reads as no hand. Anything malformed raises :class:`PoseError` with a sentence that says what to fix;
 nothing else ever escapes the reader.
 """
 
@@ -26,7 +28,7 @@ from .model import (
     PoseError,
     PoseScene,
 )
-from .skeleton import COCO17_NAMES, KEYPOINT_INDEX, NUM_KEYPOINTS
+from .skeleton import COCO17_NAMES, HAND_KEYS, KEYPOINT_INDEX, NUM_HAND_KEYPOINTS, NUM_KEYPOINTS
 
 MAX_JSON_BYTES = 5_000_000
 MAX_NESTING = 12  # deeper structures are junk, not pose data
@@ -75,6 +77,8 @@ def write_openpose(scene: PoseScene) -> dict:
             flat.extend((x, y, 1.0) if vis else (0.0, 0.0, 0.0))
         entry: dict[str, Any] = {"pose_keypoints_2d": flat}
         for key, arr in person.extras.items():
+            if key in HAND_KEYS:  # like body points: hidden ones as [0, 0, 0]
+                arr = np.where(arr[:, 2:] > 0, arr, 0.0)
             entry[key] = arr.reshape(-1).tolist()
         if person.subject is not None:
             entry["subject"] = int(person.subject)
@@ -174,6 +178,8 @@ def _parse(data: Any) -> PoseScene:
         for key, arr in r["extras"].items():
             arr = arr.copy()
             arr[:, :2] *= scale
+            if key in HAND_KEYS:
+                _check_in_range(arr[arr[:, 2] > 0, :2], width, height, f"person {n + 1} {key}")
             extras[key] = arr
         people.append(Person(xy=xy, visible=visible, subject=r["subject"], extras=extras))
     return PoseScene(width=width, height=height, people=people)
@@ -210,7 +216,16 @@ def _raw_person(p: Any, n: int) -> dict:
         vals = _numbers(p[key], f"{where} {key}")
         if len(vals) % 3 or len(vals) > 3 * _EXTRA_MAX_POINTS:
             raise PoseError(f"{where}: {key} must be [x, y, c] triples, got {len(vals)} numbers.")
-        extras[key] = np.asarray(vals, dtype=np.float64).reshape(-1, 3)
+        arr = np.asarray(vals, dtype=np.float64).reshape(-1, 3)
+        if key in HAND_KEYS:
+            if len(arr) != NUM_HAND_KEYPOINTS:
+                raise PoseError(f"{where}: {key} needs {NUM_HAND_KEYPOINTS} x 3 = {NUM_HAND_KEYPOINTS * 3} numbers "
+                                f"(OpenPose's hand), got {len(vals)}.")
+            if (arr[:, 2] < 0).any():
+                raise PoseError(f"{where}: {key} confidences must be 0 (missing) or positive.")
+            if not (arr[:, 2] > 0).any():
+                continue  # OpenPose writes an undetected hand as zeros: no hand
+        extras[key] = arr
     return {"kp": kp, "subject": subject, "extras": extras}
 
 

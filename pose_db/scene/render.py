@@ -2,10 +2,13 @@
 
 The engine conditions on this picture, so it must match what openpose ControlNets and ASTRA's
 OpenPose extraction produce: black background, 17 limbs as filled ellipses at 0.6 brightness,
-18 joints as filled circles, limb i and joint j in ``COLORS[i]``/``COLORS[j]``. Sizes are the
-reference's at a 512-pixel canvas and scale with the canvas's longer side.
+18 joints as filled circles, limb i and joint j in ``COLORS[i]``/``COLORS[j]``. With ``hands=True``
+each person's hands follow, left then right, as ``draw_handpose`` draws them (openpose_full):
+20 lines of width 2 coloured by hue, 21 blue joints of radius 4. Sizes are the reference's at a
+512-pixel canvas and scale with the canvas's longer side. Only a pose ControlNet takes hands;
+ASTRA's pose tokens are body-only, so the default leaves them out.
 
-CLI: ``python -m pose_db.render IN.json OUT.png [--width W --height H] [--preview]``.
+CLI: ``python -m pose_db.render IN.json OUT.png [--width W --height H] [--preview] [--hands]``.
 """
 
 from __future__ import annotations
@@ -13,28 +16,33 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+from functools import partial
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from .model import CANVAS_MAX, CANVAS_MIN, Person, PoseError, PoseScene
-from .skeleton import COLORS, LIMBS, SUBJECT_COLORS
+from .skeleton import COLORS, HAND_EDGE_COLORS, HAND_JOINT_COLOR, HAND_KEYS, HAND_LIMBS, LIMBS, SUBJECT_COLORS
 from .transforms import fit_scene
 
 _REFERENCE_SIDE = 512
 _STICK_HALF_WIDTH = 4
 _JOINT_RADIUS = 4
 _LIMB_BRIGHTNESS = 0.6
+_HAND_LINE_WIDTH = 2
+_HAND_JOINT_RADIUS = 4
 
 
-def render_pose_map(scene: PoseScene, width: int | None = None, height: int | None = None) -> np.ndarray:
-    """(H, W, 3) uint8 RGB pose map. With ``width``/``height`` the scene is aspect-fitted first."""
+def render_pose_map(scene: PoseScene, width: int | None = None, height: int | None = None, *,
+                    hands: bool = False) -> np.ndarray:
+    """(H, W, 3) uint8 RGB pose map. With ``width``/``height`` the scene is aspect-fitted first;
+    ``hands`` also draws each person's hands (for a pose ControlNet, as openpose_full does)."""
     scene = _sized(scene, width, height)
     canvas = np.zeros((scene.height, scene.width, 3), dtype=np.uint8)
     unit = _unit(scene)
     for person in scene.people:
-        _draw_person(canvas, person, unit)
+        _draw_person(canvas, person, unit, hands)
     return canvas
 
 
@@ -54,11 +62,11 @@ def render_preview(scene: PoseScene, width: int | None = None, height: int | Non
                     cv2.line(canvas, _pt(person.xy[a]), _pt(person.xy[b]), colour,
                              thickness=max(1, round(4 * _STICK_HALF_WIDTH * unit)), lineType=cv2.LINE_AA)
     for person in scene.people:
-        _draw_person(canvas, person, unit)
+        _draw_person(canvas, person, unit, hands=True)
     return canvas
 
 
-def _draw_person(canvas: np.ndarray, person: Person, unit: float) -> None:
+def _draw_person(canvas: np.ndarray, person: Person, unit: float, hands: bool) -> None:
     half_width = max(1, round(_STICK_HALF_WIDTH * unit))
     radius = max(1, round(_JOINT_RADIUS * unit))
     xy, vis = person.xy, person.visible
@@ -74,6 +82,24 @@ def _draw_person(canvas: np.ndarray, person: Person, unit: float) -> None:
     for j, colour in enumerate(COLORS):
         if vis[j]:
             cv2.circle(canvas, _pt(xy[j]), radius, colour, thickness=-1)
+    if hands:
+        for key in HAND_KEYS:  # left, then right, as the reference draws them
+            if key in person.extras:
+                _draw_hand(canvas, person.extras[key], unit)
+
+
+def _draw_hand(canvas: np.ndarray, hand: np.ndarray, unit: float) -> None:
+    # As draw_handpose: pixel positions truncated, and a point on the top or left edge (x or y
+    # of 0) is skipped, as the reference skips it.
+    width = max(1, round(_HAND_LINE_WIDTH * unit))
+    radius = max(1, round(_HAND_JOINT_RADIUS * unit))
+    shown = [bool(c > 0) and int(x) > 0 and int(y) > 0 for x, y, c in hand.tolist()]
+    for (a, b), colour in zip(HAND_LIMBS, HAND_EDGE_COLORS):
+        if shown[a] and shown[b]:
+            cv2.line(canvas, _pt(hand[a]), _pt(hand[b]), colour, thickness=width)
+    for point, ok in zip(hand, shown):
+        if ok:
+            cv2.circle(canvas, _pt(point), radius, HAND_JOINT_COLOR, thickness=-1)
 
 
 def _sized(scene: PoseScene, width: int | None, height: int | None) -> PoseScene:
@@ -155,13 +181,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--width", type=int, help="output width (the scene is aspect-fitted)")
     parser.add_argument("--height", type=int, help="output height (the scene is aspect-fitted)")
     parser.add_argument("--preview", action="store_true", help="draw subject halos on a dark background")
+    parser.add_argument("--hands", action="store_true",
+                        help="draw hands too, as a pose ControlNet takes them (the preview always does)")
     args = parser.parse_args(argv)
     from .openpose_io import load_openpose
 
     try:
         output = check_output(args.input, args.output)
         scene = load_openpose(args.input)
-        draw = render_preview if args.preview else render_pose_map
+        draw = render_preview if args.preview else partial(render_pose_map, hands=args.hands)
         for name, side in (("--width", args.width), ("--height", args.height)):
             if side is not None and not CANVAS_MIN <= side <= CANVAS_MAX:
                 raise PoseError(f"{name} must be between {CANVAS_MIN} and {CANVAS_MAX} pixels, got {side}.")

@@ -62,3 +62,33 @@ COCO17_NAMES: tuple[str, ...] = (
 
 # Subject k is drawn in SUBJECT_COLORS[k] wherever a person is assigned to it (canvas, previews).
 SUBJECT_COLORS: tuple[str, ...] = ("#ff6b6b", "#4dabf7", "#51cf66", "#fcc419", "#cc5de8", "#ff922b")
+
+# ---- hands: OpenPose's 21-point hand (hand_left_keypoints_2d / hand_right_keypoints_2d) ------
+# The layout ControlNet's openpose_full maps use: the wrist, then four joints per finger from
+# the palm outwards (thumb, index, middle, ring, little). Both hands use the same order.
+_FINGERS = ("thumb", "index", "middle", "ring", "little")
+HAND_KEYPOINT_NAMES: tuple[str, ...] = ("wrist",) + tuple(
+    f"{finger}_{k}" for finger in _FINGERS for k in range(1, 5))
+NUM_HAND_KEYPOINTS = len(HAND_KEYPOINT_NAMES)
+# controlnet_aux draw_handpose's 20 edges, in its order: edge i is drawn in HAND_EDGE_COLORS[i].
+HAND_LIMBS: tuple[tuple[int, int], ...] = tuple(
+    pair for f in range(5) for pair in ((0 if k == 0 else 4 * f + k, 4 * f + k + 1) for k in range(4)))
+
+
+def _hsv_rgb(h: float) -> tuple[float, float, float]:
+    """RGB (0-255 floats) of hue ``h`` in [0, 1) at full saturation and value."""
+    i, f = int(h * 6) % 6, h * 6 - int(h * 6)
+    q, t = 255 * (1 - f), 255 * f
+    return ((255, t, 0), (q, 255, 0), (0, 255, t), (0, q, 255), (t, 0, 255), (255, 0, q))[i]
+
+
+# The reference colours edge i by hue i / 20 (matplotlib's hsv_to_rgb, times 255); joints are
+# all (0, 0, 255).
+HAND_EDGE_COLORS: tuple[tuple[float, float, float], ...] = tuple(
+    _hsv_rgb(i / len(HAND_LIMBS)) for i in range(len(HAND_LIMBS)))
+HAND_JOINT_COLOR = (0, 0, 255)
+# Each hand's OpenPose key, and the body joints (wrist, elbow) it hangs from.
+HAND_KEYS: dict[str, tuple[str, str]] = {
+    "hand_left_keypoints_2d": ("l_wrist", "l_elbow"),
+    "hand_right_keypoints_2d": ("r_wrist", "r_elbow"),
+}
