@@ -20,9 +20,10 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
+from scipy.optimize import linear_sum_assignment
 
 from engine.benchmark.build import META_FILE
-from engine.benchmark.metrics import ClipScorer, DinoScorer, match_oks
+from engine.benchmark.metrics import ClipScorer, DinoScorer, detection_score, keypoint_ap, match_oks, oks_matrix
 from engine.errors import EngineError
 from engine.request import GenerationRequest
 from engine.train.dataset import validate_dataset
@@ -115,7 +116,7 @@ def _run_one(i: int, record, meta: dict, engine, detector, clip, dino, images_di
     refs = [Image.open(r.image).convert("RGB") for r in record.references]
     names = [r.name for r in record.references]
     extra = meta["samples"][i] if i < len(meta.get("samples", [])) else {}
-    gt = scale = None
+    scene = gt = scale = None
     if record.pose is not None:
         scene = load_openpose(record.pose)
         gt = fit_scene(scene, width, height)
@@ -131,16 +132,19 @@ def _run_one(i: int, record, meta: dict, engine, detector, clip, dino, images_di
     row: dict[str, Any] = {"index": i, "line": record.line, "prompt": record.prompt,
                            "image": os.path.relpath(image_path, root), "seed": seed + i,
                            "size": [width, height], "elapsed_s": round(result.elapsed_s, 3)}
-    row.update({m: None for m in METRICS})
+    row.update({m: None for m in (*METRICS, "oks_unmapped")})
     if gt is not None and detector is not None:
         found = detector.detect(image)
         if (found.width, found.height) != (width, height):
             found = fit_scene(found, width, height)
-        areas = [a * scale * scale if a else None for a in extra.get("areas", [])] or None
-        if areas is not None and len(areas) != len(gt.people):
-            areas = None
+        raw_areas = extra.get("areas") or None
+        if raw_areas is not None and len(raw_areas) != len(gt.people):
+            raw_areas = None
+        areas = [a * scale * scale if a else None for a in raw_areas] if raw_areas else None
         row.update(match_oks(gt, found, areas).as_dict())
         row["detected"] = len(found.people)
+        row["det_scores"] = [detection_score(p) for p in found.people]
+        row["oks_unmapped"] = _unmapped_oks(scene, found, raw_areas)
     if clip is not None:
         row["clip_i"], row["clip_t"] = clip.clip_i(image, refs), clip.clip_t(image, record.prompt)
     if dino is not None:
@@ -150,14 +154,29 @@ def _run_one(i: int, record, meta: dict, engine, detector, clip, dino, images_di
     return row
 
 
+def _unmapped_oks(scene, found, areas) -> float:
+    """The "unmapped frame" variant: the ground truth in its photo's pixels against the detection
+    in the generated image's pixels (no fitting), best one-to-one match, as ``match_oks`` scores."""
+    if not scene.people or not found.people:
+        return 0.0 if scene.people or found.people else 1.0
+    sims = oks_matrix(scene.people, found.people, areas or [None] * len(scene.people))
+    rows, cols = linear_sum_assignment(sims, maximize=True)
+    return float(sims[rows, cols].sum() / max(sims.shape))
+
+
+def _mean(rows: list[dict], key: str) -> float | None:
+    values = [r[key] for r in rows if r.get(key) is not None]
+    return float(np.mean(values)) if values else None
+
+
 def merge(out: Path, bench: Path, rows: list[dict], info: dict, kind: str, worst: int = 8) -> dict:
-    means = {}
-    for m in METRICS:
-        values = [r[m] for r in rows if r.get(m) is not None]
-        means[m] = float(np.mean(values)) if values else None
+    means = {m: _mean(rows, m) for m in METRICS}
+    scored = [(r["oks_matrix"], r["det_scores"]) for r in rows if r.get("oks_matrix") is not None]
+    # candidate readings of the paper's OKS 0.0452 (README, "Why the paper's OKS ..."), beside ours
+    variants = {"keypoint_ap": keypoint_ap(scored) if scored else None, "oks_unmapped": _mean(rows, "oks_unmapped")}
     results = {"bench": str(bench), "kind": kind, "n": len(rows), "engine": info,
                "mode": info.get("mode"), "adapter": info.get("adapter") or info.get("uno_lora"),
-               "noise": info.get("kind") == "tiny", "metrics": means,
+               "noise": info.get("kind") == "tiny", "metrics": means, "variants": variants,
                "missing": sum(r.get("missing") or 0 for r in rows), "extra": sum(r.get("extra") or 0 for r in rows),
                "samples": rows}
     tmp = out.parent / f".{out.name}.tmp{os.getpid()}"
@@ -186,5 +205,7 @@ def worst_sheet(rows: list[dict], root: Path, path: Path, count: int, cell: int 
             im = im.convert("RGB")
             im.thumbnail((cell, cell))
             sheet.paste(im, (x * cell, y * cell))
-    sheet.save(path)
+    tmp = path.parent / f".{path.stem}.tmp{os.getpid()}.png"  # two shards finishing together both merge
+    sheet.save(tmp)
+    tmp.replace(path)
     return path

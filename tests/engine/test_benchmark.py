@@ -245,3 +245,69 @@ def test_build_dreambench_takes_unos_multi_subject_groups(tmp_path):
     uno.write_text(json.dumps([{"prompt": "x", "img_path1": "a/cat/01.jpg", "img_path2": "a/dog/00.jpg"}]))
     with pytest.raises(EngineError, match="cat/01.jpg does not exist"):
         build_dreambench(tmp_path / "db", tmp_path / "out2", multi_json=uno)
+
+
+def _random_coco_people(rng, n, hide=0.2):
+    """n random COCO-17 people ([x, y, v] * 17) on a 640x480 image, with an area each."""
+    people = []
+    for _ in range(n):
+        cx, cy, size = rng.uniform(100, 540), rng.uniform(100, 380), rng.uniform(40, 160)
+        xy = np.stack([cx + rng.normal(0, size / 3, 17), cy + rng.normal(0, size / 2, 17)], 1)
+        v = np.where(rng.random(17) < hide, 0, 2)
+        v[5] = 2  # at least one labelled point (COCOeval scores unlabelled people differently)
+        people.append((np.concatenate([xy, v[:, None]], 1), float(size * size * rng.uniform(0.5, 1.5))))
+    return people
+
+
+def test_keypoint_ap_matches_pycocotools_cocoeval():
+    """Our COCO keypoint AP@[.5:.95] against pycocotools' COCOeval on the same random detections."""
+    import contextlib
+    import io
+
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    from engine.benchmark.metrics import keypoint_ap, oks_matrix
+
+    rng = np.random.default_rng(7)
+    gts, dts, images, ours = [], [], [], []
+    for image_id in range(1, 25):
+        truth = _random_coco_people(rng, int(rng.integers(0, 4)))
+        found = [(kp.copy(), None) for kp, _ in truth if rng.random() < 0.8]
+        for kp, _ in found:  # detections near the truth, each with its own error scale
+            kp[:, :2] += rng.normal(0, rng.choice([1, 4, 12, 30]), (17, 2))
+            kp[:, 2] = 1
+        found += [(kp, None) for kp, _ in _random_coco_people(rng, int(rng.integers(0, 2)), hide=0)]
+        scores = rng.random(len(found)).tolist()
+        images.append({"id": image_id, "width": 640, "height": 480})
+        for kp, area in truth:
+            x, y = kp[kp[:, 2] > 0, 0], kp[kp[:, 2] > 0, 1]
+            gts.append({"id": len(gts) + 1, "image_id": image_id, "category_id": 1, "iscrowd": 0, "area": area,
+                        "bbox": [x.min(), y.min(), x.max() - x.min() + 1, y.max() - y.min() + 1],
+                        "keypoints": kp.ravel().tolist(), "num_keypoints": int((kp[:, 2] > 0).sum())})
+        for (kp, _), score in zip(found, scores, strict=True):
+            dts.append({"image_id": image_id, "category_id": 1, "keypoints": kp.ravel().tolist(), "score": score})
+        gt_people = [person_from_coco17(kp.ravel().tolist()) for kp, _ in truth]
+        dt_people = [person_from_coco17(kp.ravel().tolist()) for kp, _ in found]
+        ours.append((oks_matrix(gt_people, dt_people, [a for _, a in truth]).tolist(), scores))
+    coco_gt = COCO()
+    coco_gt.dataset = {"info": {}, "images": images, "annotations": gts, "categories": [{"id": 1, "name": "person"}]}
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco_gt.createIndex()
+        evaluation = COCOeval(coco_gt, coco_gt.loadRes(dts), "keypoints")
+        evaluation.evaluate()
+        evaluation.accumulate()
+        evaluation.summarize()
+    reference = evaluation.stats[0]
+    assert 0.05 < reference < 0.95  # the fixture exercises both hits and misses
+    assert keypoint_ap(ours) == pytest.approx(reference, abs=1e-9)
+
+
+def test_keypoint_ap_edge_cases():
+    from engine.benchmark.metrics import keypoint_ap
+
+    assert keypoint_ap([]) is None
+    assert keypoint_ap([([[1.0]], [0.9])]) == pytest.approx(1.0)  # one perfect detection
+    assert keypoint_ap([([[]], [])]) == 0.0  # a person nobody detected
+    # a false detection ranked above the true one halves precision at full recall
+    assert keypoint_ap([([[0.0, 1.0]], [0.9, 0.5])]) == pytest.approx(0.5)

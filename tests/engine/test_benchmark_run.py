@@ -80,6 +80,9 @@ def test_runner_end_to_end_resumes_and_reports(setup, tiny, tmp_path, capsys):
     assert [r["oks"] for r in rows] == pytest.approx([1.0, 0.5, 1.0])
     assert [r["missing"] for r in rows] == [0, 1, 0] and results["missing"] == 1
     assert results["metrics"]["oks"] == pytest.approx(2.5 / 3)
+    # keypoint AP: 3 of the 4 people found, each perfectly -> precision 1 up to recall 0.75 (76 of 101 points)
+    assert results["variants"]["keypoint_ap"] == pytest.approx(76 / 101)
+    assert all(0.0 <= r["oks_unmapped"] <= 1.0 for r in rows) and results["variants"]["oks_unmapped"] is not None
     for key in ("clip_i", "clip_t", "dino"):
         assert all(-1.0 <= r[key] <= 1.0 for r in rows)
         assert results["metrics"][key] == pytest.approx(sum(r[key] for r in rows) / 3)
@@ -149,3 +152,34 @@ def test_shard_reads_the_launchers_environment(monkeypatch):
     monkeypatch.setenv("RANK", "2")
     with pytest.raises(EngineError, match="outside WORLD_SIZE"):
         shard()
+
+
+@pytest.mark.slow
+def test_accelerate_launch_runs_one_slice_per_process(setup, tmp_path):
+    """`accelerate launch` (torchrun underneath; on CPU `--multi_gpu` still starts the processes, `--cpu`
+    would start one) gives each process its RANK: two part files, one merge."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    bench, _, _ = setup
+    out = tmp_path / "launched.json"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    accelerate = Path(sys.executable).with_name("accelerate")
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
+    done = subprocess.run([str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+                           "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(port),
+                           "-m", "engine.benchmark", "run", "--bench", str(bench), "--out", str(out),
+                           "--engine", "tiny", "--resolution", "96", "--steps", str(STEPS), "--detector", "none",
+                           "--clip", "none", "--dino", "none"],
+                          capture_output=True, text=True, timeout=600, env={**env, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "[0/2]" in done.stdout and "[1/2]" in done.stdout
+    parts = {rank: [json.loads(x)["index"] for x in (tmp_path / f"launched.json.part{rank}.jsonl").read_text().splitlines()]
+             for rank in (0, 1)}
+    assert parts == {0: [0, 2], 1: [1]}
+    assert [r["index"] for r in json.loads(out.read_text())["samples"]] == [0, 1, 2]
