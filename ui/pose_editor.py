@@ -10,7 +10,7 @@ every value in and out goes through ``pose_db.scene.openpose_io``, and bad pose 
 ``gr.Error`` sentence instead of a traceback.
 
 Value: ``{"canvas_width", "canvas_height", "people": [{"pose_keypoints_2d": [x, y, c] * 18,
-"subject"?: 0-3}]}`` in pixels, hidden joints ``[0, 0, 0]`` — ControlNet-compatible; ``None``
+"hand_left_keypoints_2d"?: [x, y, c] * 21, "hand_right_keypoints_2d"?: ..., "subject"?: 0-3}]}`` in pixels, hidden joints ``[0, 0, 0]`` — ControlNet-compatible; ``None``
 for an empty editor.
 
 Using it: drag a joint to move it; drag a limb to move its person, Shift+drag rotates, Alt+drag
@@ -19,6 +19,11 @@ the selected person, Ctrl+D duplicates, M mirrors, H hides/shows the selected jo
 standing person, R/Shift+R rotate 15°, ]/[ scale, arrows nudge (Shift: 10 px), Tab cycles
 people, Ctrl+Z / Ctrl+Shift+Z / Ctrl+Y undo and redo, Ctrl+wheel or pinch zooms, dragging the
 empty margin (or Space+drag) pans. The background photo stays in the browser.
+
+Hands (OpenPose's 21 points, ``hand_left/right_keypoints_2d``): select a wrist, "Add hand" puts
+an open hand there, "Edit hand" (E) zooms into hand mode where finger joints drag (Esc returns),
+"Delete hand" removes it; dragging a wrist carries its hand, mirror swaps the hands, undo/redo,
+JSON and the pose-map PNG include them.
 """
 
 from __future__ import annotations
@@ -56,6 +61,18 @@ STANDING_TEMPLATE: tuple[tuple[float, float], ...] = (
     (0.123, -0.355), (0.150, -0.165), (0.165, 0.015), (-0.068, 0.030), (-0.077, 0.275),
     (-0.082, 0.510), (0.068, 0.030), (0.077, 0.275), (0.082, 0.510), (-0.027, -0.492),
     (0.027, -0.492), (-0.060, -0.478), (0.060, -0.478),
+)
+
+# "Add hand" puts this open hand (OpenPose's 21 hand points) at the selected wrist, in units of
+# the hand's length: wrist at the origin, fingers along -y, thumb towards +x. The browser turns
+# it along the forearm, thumb away from the body, about 0.75 forearms long.
+OPEN_HAND_TEMPLATE: tuple[tuple[float, float], ...] = (
+    (0.00, 0.00),
+    (0.13, -0.10), (0.25, -0.22), (0.34, -0.33), (0.42, -0.44),      # thumb
+    (0.11, -0.45), (0.14, -0.63), (0.16, -0.75), (0.18, -0.86),      # index
+    (0.00, -0.47), (0.00, -0.67), (0.00, -0.80), (0.00, -0.93),      # middle
+    (-0.10, -0.45), (-0.13, -0.62), (-0.15, -0.73), (-0.17, -0.84),  # ring
+    (-0.19, -0.40), (-0.25, -0.52), (-0.28, -0.61), (-0.31, -0.69),  # little
 )
 
 # Fixed markup; the script builds the canvas into it. No ``${...}`` or ``{{...}}`` here: Gradio
@@ -102,6 +119,14 @@ def skeleton_config() -> dict:
         "coco17": [index[name] for name in skeleton.COCO17_NAMES],
         "coco_neck": [index["neck"], index["r_shoulder"], index["l_shoulder"]],
         "subject_colors": list(skeleton.SUBJECT_COLORS),
+        # Hands: which OpenPose key hangs from which wrist (and its elbow), drawn as draw_handpose.
+        "hands": [{"key": key, "wrist": index[wrist], "elbow": index[elbow],
+                   "label": key.split("_")[1] + " hand"} for key, (wrist, elbow) in skeleton.HAND_KEYS.items()],
+        "hand_limbs": [list(l) for l in skeleton.HAND_LIMBS],
+        "hand_colors": [[round(c) for c in rgb] for rgb in skeleton.HAND_EDGE_COLORS],
+        "hand_joint_color": list(skeleton.HAND_JOINT_COLOR),
+        "hand_template": [list(p) for p in OPEN_HAND_TEMPLATE],
+        "hand_names": list(skeleton.HAND_KEYPOINT_NAMES),
     }
 
 

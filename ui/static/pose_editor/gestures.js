@@ -7,6 +7,7 @@
 // limb (moves its person), the selection box, else empty canvas (pans). The selected person wins.
 function hit(st, sx, sy, touch) {
   const tol = touch ? 22 : 11, { scene, sel } = st;
+  if (st.hand) return hitHand(st, sx, sy, touch ? 22 : 14);
   const p = scene.people[sel.p];
   if (p) {
     const h = handles(st, p);
@@ -36,6 +37,17 @@ function hit(st, sx, sy, touch) {
   }
   return { kind: "pan" };
 }
+// In hand mode only the edited hand's labelled joints can be dragged; anywhere else pans.
+function hitHand(st, sx, sy, tol) {
+  const { p, key } = st.hand, arr = st.scene.people[p].extras[key];
+  let best = null, bestD = tol;
+  for (let i = 0; i < arr.length / 3; i++) {
+    if (!(arr[3 * i + 2] > 0)) continue;
+    const [x, y] = toScreen(st, arr[3 * i], arr[3 * i + 1]), d = Math.hypot(sx - x, sy - y);
+    if (d < bestD) { bestD = d; best = { kind: "handJoint", p, i }; }
+  }
+  return best || { kind: "pan" };
+}
 function segDist(px, py, A, B) {
   const dx = B[0] - A[0], dy = B[1] - A[1], L = dx * dx + dy * dy;
   const t = L ? Math.max(0, Math.min(1, ((px - A[0]) * dx + (py - A[1]) * dy) / L)) : 0;
@@ -56,8 +68,9 @@ function pointerDown(st, e) {
   let h = e.button === 1 || st.spaceDown ? { kind: "pan" } : hit(st, sx, sy, e.pointerType === "touch");
   if (h.kind === "move" && e.shiftKey) h.kind = "rotate";
   else if (h.kind === "move" && e.altKey) h.kind = "scale";
-  if (h.kind !== "pan") select(st, h.p, h.kind === "joint" ? h.j : (h.p === st.sel.p && h.kind !== "move" ? st.sel.j : -1));
-  else if (e.button !== 1 && !st.spaceDown) select(st, -1, -1);
+  if (h.kind === "handJoint") { st.hand.i = h.i; refresh(st); }
+  else if (h.kind !== "pan") select(st, h.p, h.kind === "joint" ? h.j : (h.p === st.sel.p && h.kind !== "move" ? st.sel.j : -1));
+  else if (e.button !== 1 && !st.spaceDown && !st.hand) select(st, -1, -1);
   const person = h.p !== undefined ? st.scene.people[h.p] : null;
   st.drag = { ...h, before: clone(st.scene), start: [sx, sy], startScene: toScene(st, sx, sy), moved: false,
     orig: person ? clonePerson(person) : null,
@@ -79,6 +92,15 @@ function pointerMove(st, e) {
   else if (drag.kind === "joint") {
     p.kp[drag.j][0] = drag.orig.kp[drag.j][0] + x - x0; p.kp[drag.j][1] = drag.orig.kp[drag.j][1] + y - y0;
     clampPoint(st.scene, p.kp[drag.j]);
+    const hand = handAt(st.cfg, drag.j);              // a wrist carries its hand along
+    if (hand && drag.orig.extras[hand.key]) {
+      const orig = drag.orig.extras[hand.key], arr = p.extras[hand.key] = orig.slice();
+      affine1(arr, [1, 0, 0, 1], [p.kp[drag.j][0] - drag.orig.kp[drag.j][0], p.kp[drag.j][1] - drag.orig.kp[drag.j][1]]);
+    }
+  } else if (drag.kind === "handJoint") {
+    const arr = p.extras[st.hand.key], orig = drag.orig.extras[st.hand.key], i = drag.i;
+    const k = [orig[3 * i] + x - x0, orig[3 * i + 1] + y - y0];
+    clampPoint(st.scene, k); arr[3 * i] = k[0]; arr[3 * i + 1] = k[1];
   } else {
     st.scene.people[drag.p] = clonePerson(drag.orig);     // each move starts again from the original
     const q = st.scene.people[drag.p], c = drag.c;
@@ -115,7 +137,7 @@ function movePinch(st) {
 function hover(st, e) {
   const [sx, sy] = localPoint(st, e), h = hit(st, sx, sy, e.pointerType === "touch");
   st.dom.canvas.style.cursor = st.spaceDown ? "grab"
-    : { joint: "pointer", move: "move", rotate: "alias", scale: "nwse-resize", pan: "default" }[h.kind];
+    : { joint: "pointer", handJoint: "pointer", move: "move", rotate: "alias", scale: "nwse-resize", pan: "default" }[h.kind];
 }
 function wheel(st, e) {
   if (!(e.ctrlKey || e.metaKey)) return;        // plain wheel scrolls the page; ctrl/pinch zooms

@@ -14,6 +14,7 @@ function createState(element, props, trigger) {
     // model
     scene,                                // see model.js
     sel: { p: -1, j: -1 },                // selected person and joint (-1: none)
+    hand: null,                           // hand mode: {p, key, label, i (selected hand joint), view (to return to)}
     past: [], future: [],                 // undo / redo snapshots
     lastSignature: signature(scene),      // the OpenPose JSON last committed or received
     // view
@@ -36,7 +37,12 @@ function select(st, p, j) {
   if (st.sel.p >= 0 && j >= 0 && j < st.cfg.names.length) st.sel.j = j;
   updateButtons(st); describe(st); requestDraw(st);
 }
-function refresh(st) { updateButtons(st); describe(st); requestDraw(st); }
+function refresh(st) {
+  // Hand mode ends when its hand is gone (undo, delete, a new pose from Python).
+  const h = st.hand;
+  if (h && !(st.scene.people[h.p] && st.scene.people[h.p].extras[h.key])) { st.hand = null; Object.assign(st.view, h.view); }
+  updateButtons(st); describe(st); requestDraw(st);
+}
 // After an edit: remember the state before it (if anything changed, hidden joints' places
 // included) and commit when the OpenPose value itself changed.
 function record(st, before) {
@@ -101,6 +107,7 @@ function editorApi(st) {
     setSubjects: (names, colors) => setSubjects(st, names, colors),
     subjects: () => ({ names: st.subjectNames.slice(), colors: st.subjectColors.slice() }),
     poseMapDataURL: () => poseMap(st.cfg, st.scene).toDataURL("image/png"),
+    hand: () => (st.hand ? { p: st.hand.p, key: st.hand.key, i: st.hand.i } : null),
     toScreen: (x, y) => { const r = st.dom.canvas.getBoundingClientRect(), q = toScreen(st, x, y); return [r.left + q[0], r.top + q[1]]; },
     drawTimes: st.drawTimes, history: () => ({ past: st.past.length, future: st.future.length }), view: st.view,
   };

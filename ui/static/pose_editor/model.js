@@ -4,7 +4,8 @@
 //
 // A scene is {w, h, people: [{kp: [[x, y, visible(bool)] x 18], subject: int|null,
 // extras: {key: [numbers]}}]}. Hidden joints keep their coordinates here, so "show" puts them
-// back where they were.
+// back where they were. Hands are extras too: 21 x [x, y, c] under their OpenPose key
+// (cfg.hands[i].key), c > 0 visible.
 
 const HISTORY_LIMIT = 100;
 
@@ -49,6 +50,13 @@ function fromOpenPose(cfg, data, previous) {
     if (!kp.some(k => k[2])) throw new Error(`person ${n + 1} has no visible keypoint`);
     const extras = {};
     for (const key of cfg.extra_keys) if (Array.isArray(p[key]) && p[key].length) extras[key] = p[key].slice();
+    for (const { key } of cfg.hands) {
+      const hand = extras[key];
+      if (!hand) continue;
+      if (hand.length !== 3 * cfg.hand_template.length || hand.some(v => typeof v !== "number" || !isFinite(v)))
+        throw new Error(`person ${n + 1}: ${key} needs ${3 * cfg.hand_template.length} numbers (${cfg.hand_template.length} x [x, y, c])`);
+      if (!hand.some((v, i) => i % 3 === 2 && v > 0)) delete extras[key];   // all zeros: no hand
+    }
     const subject = Number.isInteger(p.subject) && p.subject >= 0 && p.subject < cfg.max_subjects ? p.subject : null;
     return { kp, subject, extras };
   });
@@ -65,7 +73,10 @@ function fromOpenPose(cfg, data, previous) {
     throw new Error(`the canvas must be ${cfg.canvas_min} to ${cfg.canvas_max} pixels a side, got ${w}x${h}`);
   const out = { w, h, people: raw };
   for (const [i, p] of out.people.entries()) {
-    if (normalised) for (const k of p.kp) if (k[2]) { k[0] *= w; k[1] *= h; }
+    if (normalised) {
+      for (const k of p.kp) if (k[2]) { k[0] *= w; k[1] *= h; }
+      for (const { key } of cfg.hands) if (p.extras[key]) affine1(p.extras[key], [w, 0, 0, h], [0, 0]);
+    }
     const prev = previous && previous.people[i];
     placeHidden(cfg, p, prev && prev.kp.length === N ? prev : null);
   }
@@ -125,8 +136,36 @@ function centre(p) { const b = bbox(p); return [(b[0] + b[2]) / 2, (b[1] + b[3])
 function affine(p, m, t) {
   const f = (x, y) => [m[0] * x + m[1] * y + t[0], m[2] * x + m[3] * y + t[1]];
   for (const k of p.kp) { const [x, y] = f(k[0], k[1]); k[0] = x; k[1] = y; }
-  for (const arr of Object.values(p.extras))
-    for (let i = 0; i + 2 < arr.length; i += 3) if (arr[i + 2] > 0) { const [x, y] = f(arr[i], arr[i + 1]); arr[i] = x; arr[i + 1] = y; }
+  for (const arr of Object.values(p.extras)) affine1(arr, m, t);
+}
+// The same on one flat [x, y, c, ...] list (a hand, the face), labelled points only.
+function affine1(arr, m, t) {
+  for (let i = 0; i + 2 < arr.length; i += 3) if (arr[i + 2] > 0) {
+    const x = arr[i], y = arr[i + 1];
+    arr[i] = m[0] * x + m[1] * y + t[0]; arr[i + 1] = m[2] * x + m[3] * y + t[1];
+  }
+}
+// ---- hands ------------------------------------------------------------------------------------
+// The hand (a cfg.hands entry) whose wrist is joint j, or null.
+function handAt(cfg, j) { return cfg.hands.find(h => h.wrist === j) || null; }
+// An open hand at `hand`'s wrist: cfg.hand_template turned along the forearm (elbow -> wrist;
+// straight up without an elbow), 0.75 forearms long, the thumb on the side away from the neck.
+function openHand(cfg, p, hand) {
+  const W = p.kp[hand.wrist], E = p.kp[hand.elbow], neck = p.kp[cfg.coco_neck[0]];
+  let dx = 0, dy = -1, len = 40;
+  const fx = W[0] - E[0], fy = W[1] - E[1], fl = Math.hypot(fx, fy);
+  if (E[2] && fl > 1) { dx = fx / fl; dy = fy / fl; len = Math.max(12, 0.75 * fl); }
+  let nx = -dy, ny = dx;                                  // across the hand
+  if (neck[2] && nx * (W[0] - neck[0]) + ny * (W[1] - neck[1]) < 0) { nx = -nx; ny = -ny; }
+  return cfg.hand_template.flatMap(([tx, ty]) => [W[0] + len * (tx * nx - ty * dx), W[1] + len * (tx * ny - ty * dy), 1]);
+}
+// [x0, y0, x1, y1] around a hand's labelled points.
+function handBox(arr) {
+  let x0 = Infinity, y0 = Infinity, x1 = -Infinity, y1 = -Infinity;
+  for (let i = 0; i + 2 < arr.length; i += 3) if (arr[i + 2] > 0) {
+    x0 = Math.min(x0, arr[i]); y0 = Math.min(y0, arr[i + 1]); x1 = Math.max(x1, arr[i]); y1 = Math.max(y1, arr[i + 1]);
+  }
+  return [x0, y0, x1, y1];
 }
 function about(m, c) { return [c[0] - (m[0] * c[0] + m[1] * c[1]), c[1] - (m[2] * c[0] + m[3] * c[1])]; }
 function rotatePerson(p, rad, c) { const m = [Math.cos(rad), -Math.sin(rad), Math.sin(rad), Math.cos(rad)]; affine(p, m, about(m, c || centre(p))); }

@@ -12,6 +12,9 @@ const ICONS = {
   fit: "M4 9V4h5M20 9V4h-5M4 15v5h5M20 15v5h-5", photo: "M3 5h18v14H3zM3 16l5-5 4 4 3-3 6 6",
   clearPhoto: "M6 6l12 12M18 6 6 18", importJSON: "M12 3v12M7 10l5 5 5-5M4 21h16", exportJSON: "M12 15V3M7 8l5-5 5 5M4 21h16",
   exportPNG: "M12 15V3M7 8l5-5 5 5M4 21h16",
+  addHand: "M7 13V6a1.5 1.5 0 0 1 3 0v5M10 11V4a1.5 1.5 0 0 1 3 0v7M13 11V5a1.5 1.5 0 0 1 3 0v7M16 12V8a1.5 1.5 0 0 1 3 0v6a7 7 0 0 1-12 4l-3-4",
+  editHand: "M11 4a7 7 0 1 0 .01 0M21 21l-5-5M9 14v-5M11 14V8M13 14V9",
+  removeHand: "M7 13V6a1.5 1.5 0 0 1 3 0v5M10 11V4a1.5 1.5 0 0 1 3 0v7M13 11V8M4 21 20 5",
 };
 // [group, [[action, aria-label, tooltip, visible text?], ...]]
 const BUTTONS = [
@@ -21,6 +24,9 @@ const BUTTONS = [
   ["transform", [["rotateLeft", "Rotate left", "Rotate the person 15° left (Shift+R; Shift+drag or the round handle rotates freely)"],
     ["rotateRight", "Rotate right", "Rotate the person 15° right (R)"],
     ["shrink", "Make smaller", "Scale the person down ([; Alt+drag or the corner handles scale freely)"], ["grow", "Make larger", "Scale the person up (])"]]],
+  ["hand", [["addHand", "Add hand", "Add an open hand at the selected wrist (click a wrist first)", "Hand"],
+    ["editHand", "Edit hand", "Zoom to the selected wrist's hand to move its finger joints (E; Esc returns)"],
+    ["removeHand", "Delete hand", "Delete the hand at the selected wrist"]]],
   ["history", [["undo", "Undo", "Undo (Ctrl+Z)"], ["redo", "Redo", "Redo (Ctrl+Shift+Z or Ctrl+Y)"]]],
   ["view", [["zoomOut", "Zoom out", "Zoom out (-)"], ["fit", "Fit canvas", "Fit the canvas (0)"], ["zoomIn", "Zoom in", "Zoom in (+; Ctrl+wheel or pinch)"]]],
   ["size", []],
@@ -63,6 +69,27 @@ function makeActions(st) {
     rotateRight() { if (needPerson(st)) edit(st, () => rotatePerson(person(), Math.PI / 12)); },
     shrink() { if (needPerson(st)) edit(st, () => scalePerson(person(), 1 / 1.1)); },
     grow() { if (needPerson(st)) edit(st, () => scalePerson(person(), 1.1)); },
+    addHand() {
+      const h = wristHand(st);
+      if (!h) return;
+      if (person().extras[h.key]) return say(st, `This ${h.label} is already there: Edit hand moves its fingers.`);
+      edit(st, () => { person().extras[h.key] = openHand(cfg, person(), h); });
+      say(st, `Added an open ${h.label}; Edit hand (E) zooms in to move its fingers.`);
+    },
+    editHand() {
+      if (st.hand) return leaveHand(st);
+      const h = wristHand(st);
+      if (!h) return;
+      if (!person().extras[h.key]) return say(st, `This wrist has no ${h.label} yet: Add hand first.`, true);
+      st.hand = { p: st.sel.p, key: h.key, label: h.label, i: -1, view: { ...view } };
+      focusHand(st); refresh(st);
+    },
+    removeHand() {
+      const h = st.hand ? st.cfg.hands.find(q => q.key === st.hand.key) : wristHand(st);
+      if (!h) return;
+      if (!person().extras[h.key]) return say(st, `This wrist has no ${h.label}.`, true);
+      edit(st, () => { delete person().extras[h.key]; });
+    },
     undo: () => undo(st),
     redo: () => redo(st),
     zoomIn() { zoomAt(st, 1.25, view.W / 2, view.H / 2); },
@@ -77,6 +104,19 @@ function makeActions(st) {
     exportJSON() { download(st, new Blob([JSON.stringify(toOpenPose(st.scene), null, 1)], { type: "application/json" }), "pose.json"); },
     exportPNG() { poseMap(cfg, st.scene).toBlob(b => download(st, b, "pose_map.png"), "image/png"); },
   };
+}
+// The hand entry of the selected wrist (saying what to do when no wrist is selected).
+function wristHand(st) {
+  const h = st.sel.p >= 0 ? handAt(st.cfg, st.sel.j) : null;
+  if (!h) say(st, "Select a wrist first (click it), then add or edit its hand.", true);
+  return h;
+}
+// Back from hand mode to the view the user had.
+function leaveHand(st) {
+  const saved = st.hand && st.hand.view;
+  st.hand = null;
+  if (saved) Object.assign(st.view, { zoom: saved.zoom, panX: saved.panX, panY: saved.panY });
+  refresh(st);
 }
 function needPerson(st) {
   if (st.sel.p < 0) { say(st, "Select a person first: click a limb or a joint.", true); return false; }
@@ -170,6 +210,11 @@ function updateButtons(st) {
   const has = sel.p >= 0;
   for (const n of ["duplicate", "remove", "mirror", "toggleJoint", "rotateLeft", "rotateRight", "shrink", "grow"]) buttons[n].disabled = !has;
   buttons.add.disabled = scene.people.length >= cfg.max_people;
+  const wrist = has ? handAt(cfg, sel.j) : null, withHand = !!(wrist && scene.people[sel.p].extras[wrist.key]);
+  buttons.addHand.disabled = !wrist || withHand;
+  buttons.editHand.disabled = !st.hand && !withHand; buttons.removeHand.disabled = !st.hand && !withHand;
+  buttons.editHand.setAttribute("aria-pressed", String(!!st.hand));
+  st.dom.root.classList.toggle("pe-hand-mode", !!st.hand);
   buttons.undo.disabled = !st.past.length; buttons.redo.disabled = !st.future.length;
   buttons.clearPhoto.disabled = !st.bg.img; opacityInput.disabled = !st.bg.img;
   buttons.toggleJoint.setAttribute("aria-pressed", String(has && sel.j >= 0 && !scene.people[sel.p].kp[sel.j][2]));
@@ -195,6 +240,11 @@ function describe(st) {
   const n = scene.people.length;
   if (!n) { line.textContent = `${scene.w}×${scene.h} canvas, empty.`; return; }
   let text = `${scene.w}×${scene.h} · ${n} ${n === 1 ? "person" : "people"}`;
+  if (st.hand) {
+    line.textContent = `Editing the ${st.hand.label} of person ${st.hand.p + 1} · drag a finger joint · Esc returns`
+      + (st.hand.i >= 0 ? ` · ${cfg.hand_names[st.hand.i].replace("_", " ")}` : "");
+    return;
+  }
   if (sel.p >= 0) {
     const p = scene.people[sel.p];
     text += ` · Person ${sel.p + 1}${p.subject !== null ? ` (subject ${p.subject + 1})` : ""}`;
@@ -225,7 +275,8 @@ function keyDown(st, e) {
   else if (k === "+" || k === "=") actions.zoomIn();
   else if (k === "-") actions.zoomOut();
   else if (k === "0") actions.fit();
-  else if (e.key === "Escape") select(st, -1, -1);
+  else if (e.key === "Escape") { if (st.hand) leaveHand(st); else select(st, -1, -1); }
+  else if (k === "e") actions.editHand();
   else if (e.key === "Tab" && e.target === stage && n && !(sel.p === (e.shiftKey ? 0 : n - 1)))
     select(st, sel.p < 0 ? (e.shiftKey ? n - 1 : 0) : sel.p + (e.shiftKey ? -1 : 1), -1);
   else if (e.key.startsWith("Arrow") && e.target === stage) {

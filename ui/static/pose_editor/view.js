@@ -1,6 +1,6 @@
 // ---- view.js: scene <-> screen, and drawing the canvas ----------------------------------------
-// Reads st.scene, st.sel, st.view, st.bg and the subject colours; writes only the view and the
-// canvas. Drawing is batched into one animation frame (requestDraw).
+// Reads st.scene, st.sel, st.view, st.bg, st.hand and the subject colours; writes only the view
+// and the canvas. Drawing is batched into one animation frame (requestDraw).
 
 function fitScale(st) { return Math.min(st.view.W / st.scene.w, st.view.H / st.scene.h) * 0.94; }
 function scale(st) { return fitScale(st) * st.view.zoom; }
@@ -91,11 +91,50 @@ function draw(st) {
         ctx.beginPath(); ctx.arc(x, y, jointR + 5, 0, 2 * Math.PI); ctx.stroke();
       }
     });
+    drawHands(st, p, n, unit);
     badge(st, p, n);
   });
   if (sel.p >= 0 && scene.people[sel.p]) drawHandles(st, scene.people[sel.p]);
   const dt = performance.now() - t0;
   st.drawTimes.push(dt); if (st.drawTimes.length > 600) st.drawTimes.shift();
+}
+// Hands as draw_handpose colours them; in hand mode (st.hand) the edited hand's joints grow
+// into handles and its selected joint (st.hand.i) gets a ring.
+function drawHands(st, p, n, unit) {
+  const ctx = st.dom.ctx, cfg = st.cfg, active = st.hand && st.hand.p === n ? st.hand.key : null;
+  for (const { key } of cfg.hands) {
+    const arr = p.extras[key];
+    if (!arr) continue;
+    const on = i => arr[3 * i + 2] > 0, at = i => toScreen(st, arr[3 * i], arr[3 * i + 1]);
+    ctx.lineWidth = Math.max(1.5, 2 * unit);
+    cfg.hand_limbs.forEach(([a, b], i) => {
+      if (!on(a) || !on(b)) return;
+      const A = at(a), B = at(b);
+      ctx.strokeStyle = rgb(cfg.hand_colors[i]);
+      ctx.beginPath(); ctx.moveTo(A[0], A[1]); ctx.lineTo(B[0], B[1]); ctx.stroke();
+    });
+    const r = key === active ? 6 : Math.max(1.5, 2.5 * unit);    // smaller than the map's 4: fingers stay readable
+    for (let i = 0; i < arr.length / 3; i++) {
+      if (!on(i)) continue;
+      const [x, y] = at(i);
+      ctx.fillStyle = rgb(cfg.hand_joint_color); ctx.beginPath(); ctx.arc(x, y, r, 0, 2 * Math.PI); ctx.fill();
+      if (key !== active) continue;
+      ctx.strokeStyle = "rgba(255,255,255,0.85)"; ctx.lineWidth = 1.5; ctx.stroke();
+      if (i === st.hand.i) { ctx.strokeStyle = "#fff"; ctx.lineWidth = 2; ctx.beginPath(); ctx.arc(x, y, r + 5, 0, 2 * Math.PI); ctx.stroke(); }
+    }
+  }
+}
+// Hand mode: zoom the view onto one hand (its points and wrist filling ~70% of the canvas);
+// leaving it puts the view back as it was.
+function focusHand(st) {
+  const { view, scene, hand } = st, p = scene.people[hand.p], arr = p.extras[hand.key];
+  const b = handBox(arr), pad = 6;
+  const bw = Math.max(24, b[2] - b[0] + 2 * pad), bh = Math.max(24, b[3] - b[1] + 2 * pad);
+  view.zoom = Math.min(16, Math.max(1, 0.7 * Math.min(view.W / bw, view.H / bh) / fitScale(st)));
+  const s = scale(st), cx = (b[0] + b[2]) / 2, cy = (b[1] + b[3]) / 2;
+  view.panX = view.W / 2 - cx * s - (view.W - scene.w * s) / 2;
+  view.panY = view.H / 2 - cy * s - (view.H - scene.h * s) / 2;
+  requestDraw(st);
 }
 function strokeLimbs(st, p) {
   const ctx = st.dom.ctx;
@@ -148,8 +187,9 @@ function drawHandles(st, p) {
   ctx.beginPath(); ctx.arc(h.rotate[0], h.rotate[1], 7, 0, 2 * Math.PI); ctx.fill(); ctx.stroke();
 }
 
-// The pose map as controlnet_aux's draw_bodypose draws it (pose_db.scene.render.render_pose_map):
-// limbs are filled ellipses at 0.6 brightness, joints filled circles, sized for 512 px.
+// The pose map as controlnet_aux's draw_bodypose draws it (pose_db.scene.render.render_pose_map),
+// hands included (its hands=True, as openpose_full): limbs are filled ellipses at 0.6
+// brightness, joints filled circles, sized for 512 px.
 function poseMap(cfg, scene) {
   const off = document.createElement("canvas"); off.width = scene.w; off.height = scene.h;
   const c = off.getContext("2d"), unit = Math.max(scene.w, scene.h) / 512;
@@ -169,6 +209,19 @@ function poseMap(cfg, scene) {
       if (!k[2]) return;
       c.fillStyle = rgb(cfg.colors[j]); c.beginPath(); c.arc(Math.trunc(k[0]), Math.trunc(k[1]), radius, 0, 2 * Math.PI); c.fill();
     });
+    for (const { key } of cfg.hands) {                 // then the hands, as draw_handpose (openpose_full)
+      const arr = p.extras[key];
+      if (!arr) continue;
+      const on = i => arr[3 * i + 2] > 0 && Math.trunc(arr[3 * i]) > 0 && Math.trunc(arr[3 * i + 1]) > 0;
+      c.lineWidth = Math.max(1, Math.round(2 * unit));
+      cfg.hand_limbs.forEach(([a, b], i) => {
+        if (!on(a) || !on(b)) return;
+        c.strokeStyle = rgb(cfg.hand_colors[i]); c.beginPath();
+        c.moveTo(Math.trunc(arr[3 * a]), Math.trunc(arr[3 * a + 1])); c.lineTo(Math.trunc(arr[3 * b]), Math.trunc(arr[3 * b + 1])); c.stroke();
+      });
+      c.fillStyle = rgb(cfg.hand_joint_color);
+      for (let i = 0; i < arr.length / 3; i++) if (on(i)) { c.beginPath(); c.arc(Math.trunc(arr[3 * i]), Math.trunc(arr[3 * i + 1]), radius, 0, 2 * Math.PI); c.fill(); }
+    }
   }
   return off;
 }
