@@ -57,14 +57,16 @@ def resize_reference(image: Image.Image, long_side: int, multiple: int = 16) -> 
     return image.crop((left, top, left + crop_w, top + crop_h))
 
 
-def pose_map_image(scene: PoseScene, latent_hw: GridHW, pose_scale: int, token_px: int = 16) -> Image.Image:
+def pose_map_image(scene: PoseScene, latent_hw: GridHW, pose_scale: int, token_px: int = 16, *,
+                   hands: bool = False) -> Image.Image:
     """The pose map at 1/``pose_scale`` of the output size, in whole packed tokens.
 
     ``scene`` must already be fitted to the output canvas. A compact map is drawn at full size
     and area-downsampled (as OminiControl2 shrinks its conditions), which keeps limbs visible.
+    ``hands`` draws the people's hands too (a pose ControlNet's map; ASTRA's tokens are body-only).
     """
     h, w = _pose_grid(latent_hw, pose_scale)
-    full = Image.fromarray(render_pose_map(scene, width=scene.width, height=scene.height))
+    full = Image.fromarray(render_pose_map(scene, width=scene.width, height=scene.height, hands=hands))
     size = (w * token_px, h * token_px)
     return full if full.size == size else full.resize(size, resample=Image.BOX)
 

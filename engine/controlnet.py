@@ -30,6 +30,10 @@ from diffusers import FluxControlNetModel
 from engine.errors import EngineError
 
 UNION_PRO_2 = "Shakker-Labs/FLUX.1-dev-ControlNet-Union-Pro-2.0"
+# A pose ControlNet reads an openpose map as controlnet_aux draws it, hands included (its
+# openpose_full; the Shakker-Labs demo Spaces ship controlnet_aux's open_pose with its hand
+# model), so its control image carries the scene's hands. ASTRA's pose tokens stay body-only.
+TAKES_HANDS = True
 UNION_POSE_MODE = 4  # canny 0, tile 1, depth 2, blur 3, pose 4, gray 5, lq 6 (InstantX / Shakker union v1 cards)
 MAX_CONDITIONING_SCALE = 2.0
 

@@ -138,3 +138,10 @@ def describe(mode: str, *, adapter: str | None = None, uno_lora: str | None = No
     if controlnet:
         parts.append(f"pose ControlNet {controlnet}")
     return "; ".join(parts)
+
+
+def uses_hands(mode: str | None, *, has_controlnet: bool) -> bool:
+    """Whether generations in ``mode`` see the pose's hands: only a pose ControlNet's map draws
+    them (``engine.controlnet.TAKES_HANDS``); ASTRA's pose tokens are body-only, and without a
+    ControlNet the public and base modes take no pose at all."""
+    return mode in SPECS and has_controlnet and not spec(mode).pose_tokens

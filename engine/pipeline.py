@@ -46,7 +46,7 @@ from engine.conditioning import (
     resize_reference,
     vision_states,
 )
-from engine.controlnet import ControlSettings, check_controlnet, control_residuals, default_settings, keep
+from engine.controlnet import TAKES_HANDS, ControlSettings, check_controlnet, control_residuals, default_settings, keep
 from engine.controlnet import check_settings as check_control_settings
 from engine.dsm import DisentangledSemanticModulation, check_dsm_fits
 from engine.errors import EngineError, GenerationCancelled
@@ -438,7 +438,8 @@ class AstraPipeline(FluxPipeline):
         """
         if scene is None or modes.spec(self.mode).pose_tokens:
             return None
-        tokens, _ = encode_tokens(self.vae, pose_map_image(scene, latent_hw, 1, self.token_px), device=device)
+        image = pose_map_image(scene, latent_hw, 1, self.token_px, hands=TAKES_HANDS)
+        tokens, _ = encode_tokens(self.vae, image, device=device)
         return tokens.to(device=device, dtype=self.controlnet.dtype)
 
     def _region_binding(self, conditions: Conditions, text_len: int, regions: dict, strength: float,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from engine.modes import uses_hands
+
 from .config import StudioConfig
 
 
@@ -45,3 +47,15 @@ def _mode_line(info) -> str:
         what += ", text only (no pose ControlNet)"
     licence = " (non-commercial weights)" if mode in ("public", "base") else ""
     return f"{mode or 'unknown'} mode** ({what}): " + " + ".join(parts) + licence + ","
+
+
+def hands_note(info) -> str:
+    """One line under the editor: whether the loaded engine uses the pose's hands (only a pose
+    ControlNet does, ``engine.modes.uses_hands``), so nobody edits fingers for nothing unawares."""
+    mode, controlnet = getattr(info, "mode", None), getattr(info, "controlnet", None)
+    if uses_hands(mode, has_controlnet=bool(controlnet)):
+        return "✋ Hands are used: the pose ControlNet draws them into its pose map."
+    why = ("ASTRA's pose tokens are body-only" if mode == "astra"
+           else "no pose ControlNet is loaded" if mode else "no engine is loaded")
+    return (f"✋ Hands are used by the ControlNet pose mode; this engine ignores them ({why}). "
+            "They stay in the pose JSON you export.")

@@ -10,7 +10,7 @@ import gradio as gr
 
 from .api import build_api
 from .config import StudioConfig
-from .engine_status import engine_status
+from .engine_status import engine_status, hands_note
 from .events import wire_studio
 from .generation import Generator, SessionCancel
 from .panels.assignment import AssignmentPanel, build_assignment_panel
@@ -77,6 +77,7 @@ def build_studio(engine, retriever, config: StudioConfig | None = None,
                 retrieval = RetrievalPanel(prompt, people, retrieve, gallery, status, scenes)
                 gr.Markdown("### ③ Edit the skeletons")
                 editor = PoseEditor(elem_id="pose-editor")
+                gr.Markdown(hands_note(info), elem_id="hands-note", elem_classes=["hands-note"])
                 photo = build_photo_panel(detector)
                 gr.Markdown("### ④ Assign people to subjects")
                 assignment = build_assignment_panel()
