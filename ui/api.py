@@ -61,10 +61,12 @@ def build_api(*, generator: Generator, retriever, detector, config: StudioConfig
         prompt = gr.Textbox()
         images = gr.File(file_count="multiple", type="filepath")
         names, pose = gr.JSON(), gr.JSON()
-        width, height = gr.Number(size.width, precision=0), gr.Number(size.height, precision=0)
-        steps = gr.Number(defaults.steps, precision=0)
+        # Numbers without precision or bounds pass through Gradio untouched: prepare_request
+        # reads them (ui.inputs.number), so "abc", NaN or 2**64 get a sentence, not a Gradio error.
+        width, height = gr.Number(size.width), gr.Number(size.height)
+        steps = gr.Number(defaults.steps)
         guidance, binding = gr.Number(defaults.guidance), gr.Number(defaults.binding_strength)
-        seed = gr.Number(-1, precision=0)
+        seed = gr.Number(-1)
         control_scale, control_start, control_end = gr.Number(None), gr.Number(None), gr.Number(None)
         image_out, recipe_out = gr.Image(type="filepath", format="png"), gr.JSON()
         photo, photo_out = gr.File(type="filepath"), gr.JSON()

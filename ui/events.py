@@ -26,7 +26,7 @@ from .assignment import assign, assign_in_order, drop_subject
 from .canvas_fit import canvas_size, fit_note, fit_pose
 from .config import StudioConfig
 from .disconnect import cancel_on_disconnect
-from .generation import Generator, gradio_progress, prepare_request
+from .generation import Generator, check_recipe, gradio_progress, prepare_request
 from .panels.assignment import panel_updates
 from .panels.photo import detect_pose
 from .panels.results import add_to_history, gallery_value, load_recipe_file, show_result
@@ -206,7 +206,7 @@ def _wire_restore(studio, config: StudioConfig) -> None:
                                     studio.results.restore)
 
     def restore(values):
-        recipe = load_recipe_file(values[restore_file])
+        recipe = check_recipe(load_recipe_file(values[restore_file]), config.limits)  # Generate's limits
         cards = subjects.read(values)
         for k, name in enumerate(recipe.subject_names[:n]):
             cards.names[k] = name

@@ -28,10 +28,10 @@ from pose_db.scene.openpose_io import write_openpose
 
 from .assignment import remap_subjects, scene_or_none
 from .config import Limits
-from .recipe import Recipe, write_png
+from .inputs import number
+from .recipe import MAX_SEED, Recipe, write_png
 from .subjects import Subject, read_subjects
 
-MAX_SEED = 2**31 - 1
 RESULT_TTL_S = 24 * 3600  # result PNGs older than this are pruned from the studio's folder
 
 
@@ -60,6 +60,8 @@ class Settings:
 
 def check_prompt(prompt: str | None) -> str:
     """The stripped prompt, or ``gr.Error`` saying what to fix."""
+    if prompt is not None and not isinstance(prompt, str):
+        raise gr.Error("The prompt must be text, e.g. “two friends shaking hands”.")
     prompt = (prompt or "").strip()
     if not prompt:
         raise gr.Error("Type a prompt first, e.g. “two friends shaking hands”.")
@@ -79,15 +81,21 @@ def pose_value(pose) -> dict | None:
         except json.JSONDecodeError as err:
             raise gr.Error(f"The pose is not valid JSON ({err.msg}). Send OpenPose JSON.") \
                 from err
+        except RecursionError:
+            raise gr.Error("The pose JSON is nested too deeply to be OpenPose. Send OpenPose "
+                           "JSON.") from None
     if not isinstance(pose, dict):
         raise gr.Error("The pose must be an OpenPose JSON object with \"people\".")
     return pose
 
 
 def pick_seed(seed: float | int | None, randomise: bool) -> int:
+    """The seed to use: ``seed`` itself, or a drawn one for Randomise, nothing or a negative."""
     if randomise or seed is None or seed < 0:
         return random.randint(0, MAX_SEED)
-    return int(seed) % (MAX_SEED + 1)
+    if seed > MAX_SEED:
+        raise gr.Error(f"Seed must be between 0 and {MAX_SEED} (or -1 to draw one).")
+    return int(seed)
 
 
 def check_settings(settings: Settings, limits: Limits) -> Settings:
@@ -143,41 +151,77 @@ def prepare_request(*, prompt: str | None, subject_images=(), subject_names=(), 
     Args:
         prompt: the scene description (at most ``MAX_PROMPT_CHARS``).
         subject_images: one image path per subject slot; ``None`` for an empty slot (a studio
-            card without an image, or a hidden card): it is left out and the people bound to
-            it follow the prompt. People bound past the last slot are refused.
+            card without an image, or a hidden card): it is left out, and the people bound
+            to it follow the prompt, with a warning that says so. People bound past the last
+            slot are refused.
         subject_names: one name per slot, none at all (default names), or "Mia, Leo".
         pose: OpenPose dict or its JSON text (people may carry ``"subject"``: a slot index),
             or nothing for text-only posing.
         width, height: output size, snapped down to 16 pixels.
         steps, guidance, binding_strength: as the settings panel has them.
-        seed: the seed; negative or ``None`` draws one, as does ``randomise``. The seed used
-            is the request's ``seed``.
+        seed: the seed (at most ``MAX_SEED``); negative or ``None`` draws one, as does
+            ``randomise``. The seed used is the request's ``seed``.
+        Numbers may be numeric text; anything else that is not a finite number is refused
+        (``ui.inputs.number``).
         limits: the studio's limits (``ui/presets.yaml``).
         controlnet_conditioning_scale, control_guidance_start, control_guidance_end: the pose
             ControlNet's settings (engines with one); None or empty keeps its model card's values.
     """
     prompt = check_prompt(prompt)
-    settings = check_settings(Settings(width, height, steps, guidance,
-                                       pick_seed(seed, randomise), binding_strength), limits)
+    whole = dict(whole=True)
+    settings = check_settings(Settings(
+        number(width, "Width", **whole), number(height, "Height", **whole),
+        number(steps, "Steps", **whole), number(guidance, "Guidance"),
+        pick_seed(number(seed, "Seed", **whole), randomise),
+        number(binding_strength, "Binding strength")), limits)
     slots = list(subject_images or [])
+    pose = pose_value(pose)
+    _say_unbound(pose, slots)
     subjects, mapping = read_subjects(slots, subject_names, limits)
     # A person bound past the slots keeps its number, so make_request names the problem.
     mapping.update({k: k for k in range(len(slots), MAX_SUBJECTS)})
-    request = make_request(prompt, subjects, mapping, pose_value(pose), settings)
+    request = make_request(prompt, subjects, mapping, pose, settings)
     return _with_control(request, controlnet_conditioning_scale, control_guidance_start, control_guidance_end)
+
+
+def _say_unbound(pose: dict | None, slots: list) -> None:
+    """A visible warning when people are bound to slots without an image (a studio card left
+    empty or hidden): they are unbound and the prompt alone poses them, and the page says so
+    rather than doing it quietly. (The API has no empty slots: a binding past its images is
+    refused by ``make_request``.)"""
+    scene = scene_or_none(pose)
+    people = [i + 1 for i, person in enumerate(scene.people if scene is not None else [])
+              if person.subject is not None and 0 <= person.subject < len(slots)
+              and not slots[person.subject]]
+    if people:
+        who = (f"Person {people[0]} is" if len(people) == 1 else
+               f"People {', '.join(map(str, people[:-1]))} and {people[-1]} are")
+        gr.Warning(f"{who} bound to a subject card without an image, so the prompt alone decides "
+                   f"who they are. Upload the image to use it, or unassign them.")
 
 
 def _with_control(request: GenerationRequest, scale, start, end) -> GenerationRequest:
     """The request with the ControlNet settings that were given (the engine checks their ranges)."""
     for name, value in (("controlnet_conditioning_scale", scale), ("control_guidance_start", start),
                         ("control_guidance_end", end)):
-        if value is None or value == "":
-            continue
-        try:
+        value = number(value, name.replace("_", " ").capitalize())
+        if value is not None:
             setattr(request, name, float(value))
-        except (TypeError, ValueError):
-            raise gr.Error(f"{name} must be a number, got {value!r}.") from None
     return request
+
+
+def check_recipe(recipe: Recipe, limits: Limits) -> Recipe:
+    """``recipe`` unchanged when Generate would take its prompt, settings and pose, else
+    ``gr.Error`` naming the value: restoring never loads what Generate refuses."""
+    try:
+        check_prompt(recipe.prompt)
+        check_settings(Settings(recipe.width, recipe.height, recipe.num_inference_steps,
+                                recipe.guidance_scale, recipe.seed, recipe.binding_strength), limits)
+        scene_or_none(recipe.pose)
+    except gr.Error as err:
+        raise gr.Error(f"This PNG's recipe was not restored: {err.message} The studio never "
+                       f"writes such a recipe; the PNG was probably edited.") from err
+    return recipe
 
 
 class Generator:

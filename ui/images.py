@@ -1,7 +1,7 @@
 """Safe decoding of user images (subject references, pose photos, recipe PNGs).
 
 Everything a browser can upload lands here first, so the rest of the studio only ever sees a
-small, upright, 8-bit RGB ``PIL.Image``. Pure PIL: no gradio, no torch.
+small, upright, 8-bit RGB ``PIL.Image``. PIL and numpy: no gradio, no torch.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import os
 import warnings
 from pathlib import Path
 
+import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 # A 4096 x 4096 canvas is the largest scene we generate; references bigger than ~40 MP are
@@ -38,7 +39,9 @@ def load_image(source: str | os.PathLike | bytes | Image.Image, *, what: str = "
         image.load()
         # Phone photos store "rotate 90" as an EXIF tag; without this the subject lies on its side.
         image = ImageOps.exif_transpose(image)
-        image = _to_rgb(image)
+        image = _to_rgb(image, what)
+    except ImageError:
+        raise
     except (OSError, ValueError, SyntaxError) as err:
         raise ImageError(f"The {what} could not be decoded ({err}). Re-save it as PNG or JPEG "
                          f"and upload it again.") from err
@@ -98,13 +101,13 @@ def _too_big(what: str, size: tuple[int, int] | None = None) -> ImageError:
                       f"{MAX_PIXELS // 1_000_000} megapixels. Resize it and upload it again.")
 
 
-def _to_rgb(image: Image.Image) -> Image.Image:
-    """Flatten any mode (CMYK, palette, 16-bit, alpha) to 8-bit RGB on white."""
+def _to_rgb(image: Image.Image, what: str = "image") -> Image.Image:
+    """Flatten any mode (CMYK, palette, 16-bit, float, alpha) to 8-bit RGB on white."""
     if image.mode in ("I;16", "I;16B", "I;16L", "I"):
         # 16/32-bit greyscale: scale to 8 bits instead of clipping everything to white.
         image = image.point(lambda v: v / 256).convert("L")
     elif image.mode == "F":
-        image = image.convert("L")
+        image = _float_to_grey(image, what)
     if image.mode == "P":
         image = image.convert("RGBA")
     if image.mode in ("RGBA", "LA", "PA"):
@@ -114,3 +117,20 @@ def _to_rgb(image: Image.Image) -> Image.Image:
         background.paste(rgba, mask=rgba.getchannel("A"))
         return background
     return image.convert("RGB")
+
+
+def _float_to_grey(image: Image.Image, what: str) -> Image.Image:
+    """32-bit float pixels (float TIFFs) as 8-bit grey. Float images mean 0–1 by convention:
+    scaled to 0–255 (a plain conversion would clip them to black); 0–255 data is kept; any
+    other range is no picture, and is refused rather than guessed."""
+    pixels = np.asarray(image, dtype=np.float32)  # PIL's getextrema skips NaNs
+    if not np.isfinite(pixels).all():
+        raise ImageError(f"The {what} has non-finite pixels (NaN or infinity). Save it as an "
+                         f"8-bit PNG or JPEG and upload it again.")
+    low, high = float(pixels.min()), float(pixels.max())
+    if 0 <= low and high <= 1:
+        image = image.point(lambda v: v * 255)
+    elif not (0 <= low and high <= 255):
+        raise ImageError(f"The {what} holds floating-point pixels from {low:g} to {high:g}, not "
+                         f"0–1 or 0–255. Save it as an 8-bit PNG or JPEG and upload it again.")
+    return image.convert("L")

@@ -2,7 +2,8 @@
 
 Every image the studio returns is a PNG (never Gradio's default lossy WebP) whose text chunks
 hold what made it: prompt, seed, settings, the OpenPose JSON with its subject assignment, and
-the subject names. Dropping the PNG back into the studio restores all of it. Pure PIL.
+the subject names. Dropping the PNG back into the studio restores all of it. PIL and
+pose_db's OpenPose reader only.
 
 Chunks written:
     ``astra:recipe``  JSON of the whole ``Recipe`` (compressed iTXt) — what ``read_recipe`` reads
@@ -15,14 +16,19 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from PIL import Image, PngImagePlugin
 
+from pose_db.scene.model import PoseError
+from pose_db.scene.openpose_io import read_openpose
+
 RECIPE_KEY = "astra:recipe"
 RECIPE_VERSION = 1
+MAX_SEED = 2**31 - 1  # the largest seed the studio uses or writes
 
 
 class RecipeError(ValueError):
@@ -73,10 +79,25 @@ class Recipe:
                 engine=str(values.get("engine", "")),
                 version=int(values.get("version", RECIPE_VERSION)),
             )
-        except (TypeError, ValueError) as err:
+        except (TypeError, ValueError, OverflowError) as err:
             raise RecipeError(f"The recipe in this PNG has a malformed value ({err}).") from err
         if recipe.pose is not None and not isinstance(recipe.pose, dict):
             raise RecipeError("The pose stored in this PNG is not an OpenPose JSON object.")
+        if recipe.pose is not None:
+            try:  # checks depth and size too, so a hostile pose is never handed on
+                read_openpose(recipe.pose)
+            except PoseError as err:
+                raise RecipeError(f"The pose stored in this PNG is not valid OpenPose ({err}).") from err
+        # Whole numbers the studio writes are 0..MAX_SEED and its floats are finite; anything
+        # else was edited in (and 2**64 cannot even be sent back as JSON).
+        for name in ("seed", "width", "height", "num_inference_steps", "version"):
+            if not 0 <= getattr(recipe, name) <= MAX_SEED:
+                raise RecipeError(f"The recipe in this PNG has an impossible {name} "
+                                  f"({getattr(recipe, name)}); it was edited. Use a PNG the studio saved.")
+        for name in ("guidance_scale", "binding_strength"):
+            if not math.isfinite(getattr(recipe, name)):
+                raise RecipeError(f"The recipe in this PNG has an impossible {name} "
+                                  f"({getattr(recipe, name)}); it was edited. Use a PNG the studio saved.")
         return recipe
 
 
@@ -126,6 +147,9 @@ def read_recipe(source: str | os.PathLike | bytes | Image.Image) -> Recipe:
         data = json.loads(chunks[RECIPE_KEY])
     except json.JSONDecodeError as err:
         raise RecipeError(f"The recipe in this PNG is not valid JSON ({err.msg}).") from err
+    except RecursionError:
+        raise RecipeError("The recipe in this PNG is nested too deeply to be a studio recipe; "
+                          "it was edited. Use a PNG the studio saved.") from None
     return Recipe.from_dict(data)
 
 

@@ -54,9 +54,7 @@ def read_subjects(images, names, limits: Limits) -> tuple[list[Subject], dict[in
     names.
     """
     images = list(images or [])
-    if isinstance(names, str):
-        names = [n.strip() for n in names.split(",")] if names.strip() else []
-    names = list(names or [])
+    names = _name_list(names)
     given = sum(1 for image in images if image)
     if given > MAX_SUBJECTS:
         raise gr.Error(f"Give at most {MAX_SUBJECTS} subject images, not {given}.")
@@ -79,6 +77,19 @@ def read_subjects(images, names, limits: Limits) -> tuple[list[Subject], dict[in
         mapping[k] = len(subjects)
         subjects.append(Subject(image=picture, name=name))
     return check_names(subjects), mapping
+
+
+def _name_list(names) -> list:
+    """Names as a list of text (``None`` for an unnamed slot), or ``gr.Error``: a client may send
+    a list, "Mia, Leo", or nothing."""
+    if isinstance(names, str):
+        return [n.strip() for n in names.split(",")] if names.strip() else []
+    if names is None:
+        return []
+    if not isinstance(names, (list, tuple)) or not all(n is None or isinstance(n, str) for n in names):
+        raise gr.Error("Subject names must be text: send a list such as [\"Mia\", \"Leo\"], "
+                       "the text \"Mia, Leo\", or nothing for default names.")
+    return list(names)
 
 
 def check_names(subjects: list[Subject]) -> list[Subject]:

@@ -110,3 +110,33 @@ def test_bomb_limit_is_header_based():
 def test_missing_file(tmp_path):
     with pytest.raises(ImageError, match="could not be found"):
         load_image(tmp_path / "gone.png")
+
+
+def _float_tiff(tmp_path, pixels: np.ndarray) -> str:
+    """A real 32-bit float TIFF (mode "F") written by PIL from numpy."""
+    path = tmp_path / "float.tiff"
+    Image.fromarray(pixels.astype(np.float32)).save(path, format="TIFF")
+    with Image.open(path) as check:
+        assert check.mode == "F"
+    return str(path)
+
+
+def test_float32_tiff_in_0_1_is_scaled_not_black(tmp_path):
+    ramp = np.linspace(0.0, 1.0, 64 * 32, dtype=np.float32).reshape(32, 64)
+    grey = np.asarray(load_image(_float_tiff(tmp_path, ramp)))[..., 0].astype(int)
+    assert grey.min() == 0 and grey.max() == 255  # a plain F->L conversion gives 0 and 1 only
+    assert abs(grey[16, 32] - round(ramp[16, 32] * 255)) <= 1
+
+
+def test_float32_tiff_in_0_255_is_kept(tmp_path):
+    pixels = np.full((16, 16), 200.0)
+    assert np.asarray(load_image(_float_tiff(tmp_path, pixels)))[0, 0].tolist() == [200, 200, 200]
+
+
+@pytest.mark.parametrize("value, words", [(np.nan, "non-finite"), (np.inf, "non-finite"),
+                                          (-40.0, "from -40 to"), (1e6, "not 0–1 or 0–255")])
+def test_float32_tiff_without_a_picture_range_is_refused(tmp_path, value, words):
+    pixels = np.full((16, 16), 0.5)
+    pixels[3, 3] = value
+    with pytest.raises(ImageError, match=words):
+        load_image(_float_tiff(tmp_path, pixels), what="image of Mia")

@@ -59,14 +59,26 @@ def test_only_keyword_arguments():
         prepare_request("a prompt", [], [], None, 64, 64, 1, 3.5, 1, 1.0)  # type: ignore[misc]
 
 
-def test_empty_card_is_left_out_and_its_people_unbound(picture):
+def test_empty_card_is_left_out(picture):
     # The page's four cards: card 0 named but without an image, card 1 with one, 2-3 hidden.
-    with pytest.warns(UserWarning, match="Ann has no image"):
+    with pytest.warns(UserWarning, match="Ann has no image") as said:
         request = prepare_request(**_values(subject_images=[None, picture, None, None],
                                             subject_names=["Ann", "Leo", "", ""],
-                                            pose=_pose(0, 1, None)))
+                                            pose=_pose(None, 1, None)))
     assert request.subject_names == ["Leo"]
     assert [p.get("subject") for p in request.pose["people"]] == [None, 0, None]
+    assert not [w for w in said if "bound to" in str(w.message)]  # nobody was bound to Ann
+
+
+@pytest.mark.parametrize("bound, words", [((0, 1), "Person 2 is bound to a subject card without an image"),
+                                          ((3, 0, 2), "People 1 and 3 are bound to a subject card")])
+def test_people_bound_to_an_empty_or_hidden_card_are_unbound_visibly(picture, bound, words):
+    # Unbinding them is what lets "retrieve, then Generate without uploading" work; it is said.
+    with pytest.warns(UserWarning, match=words):
+        request = prepare_request(**_values(subject_images=[picture, None, None, None],
+                                            subject_names=["Mia", "", "", ""], pose=_pose(*bound)))
+    assert [p.get("subject") for p in request.pose["people"]] == [0 if b == 0 else None for b in bound]
+    assert request.subject_names == ["Mia"]
 
 
 def test_api_forms_names_text_pose_json_and_drawn_seeds(picture):
@@ -103,6 +115,23 @@ def test_no_subjects_and_empty_canvas_mean_text_only():
     (dict(pose=[1, 2]), "must be an OpenPose JSON object"),
     (dict(pose={"people": "nope"}), "canvas is invalid"),
     (dict(pose=_pose(2), n_images=1), "Person 1 is bound to subject 3, which has no image"),
+    # Numbers as raw HTTP can send them (issue 15, item 8).
+    (dict(width="abc"), "Width must be a number, not the text 'abc'"),
+    (dict(steps=float("nan")), "Steps must be a finite number"),
+    (dict(height=float("inf")), "Height must be a finite number"),
+    (dict(steps=2.5), "Steps must be a whole number"),
+    (dict(guidance=[3]), "Guidance must be a number, not a list"),
+    (dict(binding_strength=True), "Binding strength must be a number, not true/false"),
+    (dict(seed=float("nan")), "Seed must be a finite number"),
+    (dict(seed=2**64), f"Seed must be between 0 and {MAX_SEED}"),
+    (dict(width=2**70), "Width must be between"),
+    (dict(controlnet_conditioning_scale=float("nan")), "Controlnet conditioning scale must be a finite"),
+    (dict(prompt=5), "The prompt must be text"),
+    (dict(prompt={"a": 1}), "The prompt must be text"),
+    (dict(subject_names=5), "Subject names must be text"),
+    (dict(subject_names={"a": "Mia"}, n_images=1), "Subject names must be text"),
+    (dict(subject_names=[7], n_images=1), "Subject names must be text"),
+    (dict(pose="[" * 100_000 + "]" * 100_000), "nested too deeply"),
 ])
 def test_bad_values_give_a_sentence(picture, changes, words):
     n_images = changes.pop("n_images", 0)
@@ -111,6 +140,11 @@ def test_bad_values_give_a_sentence(picture, changes, words):
     message = info.value.message
     assert words in message
     assert message[0].isupper() and message.rstrip().endswith((".", "”")), "a whole sentence"
+
+
+def test_numeric_text_is_read_as_its_number():
+    request = prepare_request(**_values(width="1000", steps=" 20 ", guidance="3.5", seed=7.0))
+    assert (request.width, request.num_inference_steps, request.guidance_scale, request.seed) == (992, 20, 3.5, 7)
 
 
 def test_unreadable_image_is_named(tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 
 import pytest
 from PIL import Image
@@ -74,3 +75,56 @@ def test_tampered_recipes(text, words):
     Image.new("RGB", (8, 8)).save(buffer, format="PNG", pnginfo=info)
     with pytest.raises(RecipeError, match=words):
         read_recipe(buffer.getvalue())
+
+
+def _png_with_recipe_text(text: str) -> bytes:
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_itxt(RECIPE_KEY, text, zip=True)
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(buffer, format="PNG", pnginfo=info)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("changes, words", [
+    (dict(seed=2**64), "impossible seed"),  # orjson cannot even send it back (was HTTP 500)
+    (dict(seed=-3), "impossible seed"),
+    (dict(width=10**30), "impossible width"),
+    (dict(guidance_scale=float("inf")), "impossible guidance_scale"),
+    (dict(pose={"people": "nope"}), "not valid OpenPose"),
+])
+def test_edited_values_are_refused_on_reading(changes, words):
+    text = json.dumps(_recipe(**changes).__dict__ | changes)
+    with pytest.raises(RecipeError, match=words):
+        read_recipe(_png_with_recipe_text(text))
+
+
+def test_a_recipe_nested_100k_deep_is_refused_with_a_sentence():
+    deep = '{"prompt": "x", "seed": 1, "width": 64, "height": 64, "pose": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    with pytest.raises(RecipeError, match="nested too deeply"):
+        read_recipe(_png_with_recipe_text(deep))
+    a_pose_nested_deep = ('{"prompt": "x", "seed": 1, "width": 64, "height": 64, "pose": {"people": '
+                          + "[" * 500 + "]" * 500 + "}}")
+    with pytest.raises(RecipeError, match="not valid OpenPose"):
+        read_recipe(_png_with_recipe_text(a_pose_nested_deep))
+
+
+@pytest.mark.parametrize("changes, words", [
+    (dict(width=10**9), "Width must be between"),
+    (dict(num_inference_steps=10**6), "Steps must be between"),
+    (dict(binding_strength=50.0), "Binding strength must be between"),
+    (dict(prompt="   "), "Type a prompt"),
+])
+def test_restore_applies_generates_limits(changes, words):
+    import gradio as gr
+
+    from ui.config import Limits
+    from ui.generation import check_recipe
+
+    recipe = read_recipe(encode_png(Image.new("RGB", (8, 8)), _recipe(**changes)))  # readable...
+    with pytest.raises(gr.Error) as info:
+        check_recipe(recipe, Limits.load())  # ...but never restored
+    assert words in info.value.message and "not restored" in info.value.message
+    good = _recipe()
+    assert check_recipe(good, Limits.load()) is good

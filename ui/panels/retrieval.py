@@ -18,6 +18,7 @@ from pose_db.scene.render import render_preview
 
 from ..config import Limits
 from ..generation import check_prompt
+from ..inputs import number
 
 PREVIEW_SIDE = 256  # thumbnails only; the canvas gets the full scene
 # The people filter offers as many people as there can be subjects (the API takes up to
@@ -64,7 +65,7 @@ def build_retrieval_gallery() -> tuple[gr.Gallery, gr.Markdown, gr.State]:
 def run_retrieval(retriever, prompt: str, people: int | None, limits: Limits):
     """Call the retriever with checked inputs; ``people`` 0/None means "infer from prompt"."""
     prompt = check_prompt(prompt)
-    people = int(people) if people else None
+    people = number(people, "People", whole=True) or None  # "two", NaN: a sentence
     if people is not None and not 1 <= people <= MAX_PEOPLE:
         raise gr.Error(f"People must be between 1 and {MAX_PEOPLE} (or 0 for automatic).")
     try:

@@ -1,0 +1,164 @@
+"""Every bad input a sentence (issue 15, items 8 and 9), through the launched studio.
+
+Raw HTTP (``/gradio_api/call/<api_name>``, as any script can post) and gradio_client both get
+the app's own ``gr.Error`` sentence, never a Python message or Gradio's "Could not preprocess
+input component", and the studio keeps answering good calls afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+
+import gradio as gr
+import httpx
+import pytest
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
+from PIL import Image, PngImagePlugin
+
+from ui.recipe import MAX_SEED, RECIPE_KEY
+
+GOOD = ["a man waves", [], [], None, 64, 64, 1, 3.5, 1, 1.0, None, None, None]  # /generate
+
+
+def call(url: str, api: str, data: list | None = None, body: str | None = None) -> tuple[str, dict]:
+    """(event, payload) of one raw-HTTP call: "complete" with the outputs, or "error"."""
+    content = body if body is not None else json.dumps({"data": data})  # NaN/Infinity as JS writes them
+    posted = httpx.post(f"{url}gradio_api/call/{api}", content=content, timeout=60,
+                        headers={"content-type": "application/json"})
+    posted.raise_for_status()
+    stream = httpx.get(f"{url}gradio_api/call/{api}/{posted.json()['event_id']}", timeout=120).text
+    lines = stream.strip().splitlines()
+    event = lines[-2].removeprefix("event: ")
+    return event, json.loads(lines[-1].removeprefix("data: "))
+
+
+def generate_with(index: int, value) -> list:
+    data = list(GOOD)
+    data[index] = value
+    return data
+
+
+def app_sentence(payload: dict) -> str:
+    """The error text, checked to be one of the app's sentences (gr.Error: with a title)."""
+    message = payload["error"]
+    assert payload.get("title") == "Error", f"a raw error, not the app's sentence: {message!r}"
+    assert "Could not preprocess" not in message and "Traceback" not in message
+    assert message[0].isupper() and message.rstrip().endswith((".", "”")), message
+    return message
+
+
+RAW = [
+    ("retrieve", ["two people", "two"], "People must be a number, not the text 'two'"),
+    ("retrieve", ["two people", float("nan")], "People must be a finite number"),
+    ("retrieve", ["two people", float("inf")], "People must be a finite number"),
+    ("retrieve", ["two people", 2.5], "People must be a whole number"),
+    ("retrieve", [5, 0], "The prompt must be text"),
+    ("retrieve", [{"a": 1}, 0], "The prompt must be text"),
+    ("generate", generate_with(0, {"a": 1}), None),  # a Textbox reads any value as its text
+    ("generate", generate_with(2, 5), "Subject names must be text"),
+    ("generate", generate_with(2, {"a": "Mia"}), "Subject names must be text"),
+    ("generate", generate_with(4, "abc"), "Width must be a number, not the text 'abc'"),
+    ("generate", generate_with(5, float("nan")), "Height must be a finite number"),
+    ("generate", generate_with(6, float("inf")), "Steps must be a finite number"),
+    ("generate", generate_with(7, "NaN"), "Guidance must be a finite number"),
+    ("generate", generate_with(8, float("nan")), "Seed must be a finite number"),
+    ("generate", generate_with(8, 2**64), f"Seed must be between 0 and {MAX_SEED}"),
+    ("generate", generate_with(9, [1]), "Binding strength must be a number, not a list"),
+    ("generate", generate_with(10, "abc"), "Controlnet conditioning scale must be a number"),
+    ("generate", generate_with(3, "[" * 100_000 + "]" * 100_000), "nested too deeply"),
+]
+
+
+@pytest.mark.parametrize("api, data, words", RAW, ids=[f"{a}-{i}" for i, (a, _, _) in enumerate(RAW)])
+def test_raw_http_bad_inputs_get_the_apps_sentence(studio_url, api, data, words):
+    event, payload = call(studio_url, api, data)
+    if words is None:  # harmless: the value is read as text
+        assert event == "complete"
+        return
+    assert event == "error"
+    assert words in app_sentence(payload)
+
+
+def test_the_studio_still_answers_after_bad_inputs(studio_url):
+    for api, data, _ in RAW[:3]:
+        call(studio_url, api, data)
+    event, payload = call(studio_url, "generate", GOOD)
+    assert event == "complete" and payload[1]["seed"] == 1 and payload[1]["width"] == 64
+    assert call(studio_url, "retrieve", ["two people shaking hands", 2])[0] == "complete"
+
+
+@pytest.fixture(scope="module")
+def client(studio_url):
+    return Client(studio_url, verbose=False)
+
+
+@pytest.mark.parametrize("index, value, words", [
+    (4, "abc", "Width must be a number"),
+    (8, "NaN", "Seed must be a finite number"),  # gradio_client itself cannot send a float NaN
+    (6, "Infinity", "Steps must be a finite number"),
+    (8, 2**64, f"Seed must be between 0 and {MAX_SEED}"),
+    (2, 5, "Subject names must be text"),
+])
+def test_gradio_client_bad_numbers_and_names_get_the_apps_sentence(client, index, value, words):
+    with pytest.raises(AppError) as info:
+        client.predict(*generate_with(index, value)[:10], api_name="/generate")
+    assert words in str(info.value) and "Could not preprocess" not in str(info.value)
+
+
+def _png(recipe_text: str, tmp_path, name: str) -> str:
+    info = PngImagePlugin.PngInfo()
+    info.add_itxt(RECIPE_KEY, recipe_text, zip=True)
+    path = tmp_path / name
+    Image.new("RGB", (8, 8)).save(path, format="PNG", pnginfo=info)
+    return str(path)
+
+
+def _recipe_text(**changes) -> str:
+    recipe = dict(prompt="a man waves", seed=7, width=64, height=64, num_inference_steps=2,
+                  guidance_scale=3.5, binding_strength=1.0, subject_names=[], pose=None, engine="tiny")
+    return json.dumps(recipe | changes)
+
+
+@pytest.mark.parametrize("text, words", [
+    (_recipe_text(seed=2**64), "impossible seed"),  # was HTTP 500: orjson cannot send 2**64
+    ('{"prompt": "x", "seed": 1, "width": 64, "height": 64, "pose": '
+     + "[" * 100_000 + "]" * 100_000 + "}", "nested too deeply"),  # was a RecursionError
+])
+def test_read_recipe_refuses_edited_recipes_with_a_sentence(client, tmp_path, text, words):
+    with pytest.raises(AppError, match=words):
+        client.predict(handle_file(_png(text, tmp_path, "edited.png")), api_name="/read_recipe")
+    assert client.predict(handle_file(_png(_recipe_text(), tmp_path, "good.png")),
+                          api_name="/read_recipe")["seed"] == 7
+
+
+def _page_restore(demo):
+    """The page's Restore handler and the values its inputs hold (the form as it stands)."""
+    fn = next(f for f in demo.fns.values() if f.name == "restore")
+    restore_file = next(c for c in fn.inputs if getattr(c, "elem_id", None) == "restore")
+    return fn.fn, {c: c.value for c in fn.inputs}, restore_file
+
+
+@pytest.mark.parametrize("changes, words", [
+    (dict(width=10**9), "Width must be between"),
+    (dict(num_inference_steps=10**6), "Steps must be between"),
+    (dict(seed=2**64), "impossible seed"),
+])
+def test_page_restore_applies_generates_limits(studio, tmp_path, changes, words):
+    restore, values, restore_file = _page_restore(studio[0])
+    values[restore_file] = _png(_recipe_text(**changes), tmp_path, "edited.png")
+    # gr.Error: Gradio leaves every output as it was, so the form does not change.
+    with pytest.raises(gr.Error) as info:
+        restore(values)
+    assert words in info.value.message
+    values[restore_file] = _png(_recipe_text(), tmp_path, "good.png")
+    restored = restore(values)  # the same form takes a studio recipe
+    assert restored[0] == "a man waves" and 7 in restored
+
+
+def test_request_bodies_are_still_json(studio_url):
+    # A body nested too deeply for the JSON parser is Gradio's own 400, before any handler.
+    body = '{"data": ["a man", ' + "[" * 100_000 + "]" * 100_000 + "]}"
+    answer = httpx.post(f"{studio_url}gradio_api/call/retrieve", content=body, timeout=60,
+                        headers={"content-type": "application/json"})
+    assert answer.status_code == 400 and "error parsing the body" in answer.text
