@@ -637,6 +637,7 @@ def entry_metadata(entry: LibraryEntry) -> dict:
         "view": entry.view,
         "profiles": ",".join(entry.profiles),
         "source": entry.source,
+        "preferred_view": entry.preferred_view,
         "pose": json.dumps(_rounded(write_openpose(entry.scene)), separators=(",", ":")),
     }
 
@@ -651,6 +652,7 @@ def _entry(id_: str, prompt: str, meta: dict) -> LibraryEntry:
         id=id_, prompt=prompt, action=meta["action"], action_name=meta["action_name"],
         category=meta["category"], people=int(meta["people"]), view=meta["view"],
         pose=meta["pose"], profiles=_profiles(meta), source=meta["source"],
+        preferred_view=meta.get("preferred_view", ""),  # absent in indexes built before it existed
     )
 
 

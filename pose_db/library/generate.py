@@ -106,7 +106,7 @@ def _action_entries(action: ActionSpec, axes, seed: int, wanted: int, gate: Qual
         yield LibraryEntry(
             id=f"{action.id}-{kept:03d}", prompt=var.prompt, action=action.id, action_name=action.name,
             category=action.category, people=action.n_people, view=var.view, pose=scene,
-            profiles=var.cast.profiles, source="synthetic",
+            profiles=var.cast.profiles, source="synthetic", preferred_view=action.preferred_view,
         )
         kept += 1
         if kept == wanted:

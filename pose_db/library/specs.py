@@ -27,8 +27,8 @@ FRAMINGS = ("full", "medium")
 DEFAULT_VIEW_WEIGHTS = {"front": 4, "three_quarter": 4, "side": 2, "back": 1, "high_angle": 1.5, "low_angle": 1.5}
 DEFAULT_CASTS = {1: "single", 2: "pair", 3: "trio"}
 _ID = re.compile(r"^[a-z][a-z0-9_]*$")
-_ACTION_KEYS = {"id", "name", "say", "aliases", "pose", "people", "contacts", "cast", "places", "views", "framing",
-                "mirror", "jitter"}
+_ACTION_KEYS = {"id", "name", "say", "aliases", "pose", "people", "contacts", "cast", "places", "views",
+                "preferred_view", "framing", "mirror", "jitter"}
 _PLACEMENT_KEYS = {"base", "at", "facing", "ground", "support", "lift", "on", "offset", "mirror"}
 _SHORTHANDS = {"r_arm", "l_arm", "r_leg", "l_leg", "arms", "legs", "elbows", "knees"}
 _CONTACT_KEYS = {"who", "hand", "foot", "to", "offset", "elbow", "knee"}
@@ -83,6 +83,7 @@ class ActionSpec:
     jitter: float = 1.0
     source: str = ""
     aliases: tuple[str, ...] = ()  # short names, synonyms, dataset labels (also in `say`)
+    preferred_view: str = ""  # the view the action reads best from, shown first by retrieval ("" = default)
 
     @property
     def n_people(self) -> int:
@@ -240,10 +241,11 @@ def _load_category(path: Path, postures: dict[str, Posture], axes: Axes) -> list
     category = data.get("category")
     if category != path.stem:
         raise where.error(f"category is {category!r} but must equal the file name {path.stem!r}.")
-    unknown = set(data) - {"category", "actions", "places", "views", "framing"}
+    unknown = set(data) - {"category", "actions", "places", "views", "preferred_view", "framing"}
     if unknown:
-        raise where.error(f"unknown top-level key(s) {sorted(unknown)}; allowed: category, actions, places, views, framing.")
-    defaults = {k: data[k] for k in ("places", "views", "framing") if k in data}
+        raise where.error(f"unknown top-level key(s) {sorted(unknown)}; allowed: category, actions, places, views, "
+                          "preferred_view, framing.")
+    defaults = {k: data[k] for k in ("places", "views", "preferred_view", "framing") if k in data}
     if not isinstance(data["actions"], list) or not data["actions"]:
         raise where.error("'actions' must be a non-empty list.")
     return [_parse_action(raw, category, defaults, postures, axes, path) for raw in data["actions"]]
@@ -279,6 +281,7 @@ def _parse_action(raw: dict, category: str, defaults: dict, postures: dict[str, 
     say = say + tuple(a for a in aliases if a not in say)  # aliases are drawn like any other phrase
     places = _parse_places(raw.get("places", defaults.get("places", ["outdoor"])), axes, where)
     views = _parse_views(raw.get("views", defaults.get("views", DEFAULT_VIEW_WEIGHTS)), where)
+    preferred_view = _parse_preferred_view(raw.get("preferred_view", defaults.get("preferred_view", "")), views, where)
     framing = tuple(raw.get("framing", defaults.get("framing", ["full"])))
     if not framing or any(f not in FRAMINGS for f in framing):
         raise where.error(f"framing must list some of {FRAMINGS}, got {framing!r}.")
@@ -289,8 +292,8 @@ def _parse_action(raw: dict, category: str, defaults: dict, postures: dict[str, 
         raise where.error("jitter must be >= 0.")
     return ActionSpec(
         id=raw["id"], name=str(raw["name"]), category=category, say=say, aliases=aliases, people=people, contacts=contacts,
-        cast=cast, places=places, views=views, framing=framing, mirror=bool(raw.get("mirror", True)),
-        jitter=jitter, source=str(path),
+        cast=cast, places=places, views=views, preferred_view=preferred_view, framing=framing,
+        mirror=bool(raw.get("mirror", True)), jitter=jitter, source=str(path),
     )
 
 
@@ -446,6 +449,16 @@ def _parse_views(raw: object, where: _Where) -> dict[str, float]:
         if not _is_number(w) or w <= 0:
             raise where.error(f"view weight for {view!r} must be a positive number.")
     return {k: float(v) for k, v in weights.items()}
+
+
+def _parse_preferred_view(raw: object, views: dict[str, float], where: _Where) -> str:
+    """The view the action reads best from: one it is photographed from, or "" for the default order."""
+    if raw in ("", None):
+        return ""
+    if raw not in views:
+        raise where.error(f"preferred_view {raw!r} is not one of the action's views {sorted(views)}; "
+                          "name one of them, or add it to views.")
+    return str(raw)
 
 
 def _person_index(value: object, n: int, where: _Where, what: str) -> int:

@@ -16,9 +16,18 @@ usually names only the subject and the action. One entry can win on an incidenta
 ("an athletic woman raising a hand", for "a woman raising both arms"), so candidates are
 ranked by their own score blended with their action's evidence: the mean of the action's best
 few candidate scores (k-NN voting). The camera view asked for ("side view", "from behind")
-is preferred; when none is asked for, views that show the body plainly (front, three-quarter)
-are preferred over side, high/low angles and back. Scores reported stay the raw cosine, and the
-threshold applies to them.
+is preferred; when none is asked for, the action's own preferred view (its spec's
+`preferred_view`, stored with each entry: side for a stride, a chair sit or a one-knee kneel,
+whose pose a front view hides), then the views that show the body plainly (front,
+three-quarter), then side, high/low angles and back. Scores reported stay the raw cosine, and
+the threshold applies to them.
+
+Order shown (`ordered`). The best action is the one ranked first (score blended with evidence);
+its best-scoring entry among its most preferred views comes first. Every other result follows in
+descending score, and none scores above the first: the first result is the best-scored one shown,
+so the gallery's first skeleton and the "best" score beside it are the same entry. Results that
+would outscore it are the same action in a view it reads worse from, or a lone lucky entry of an
+action the evidence ranked lower; they are left out.
 
 Subject names ("Mia and Leo shaking hands", or the names the studio knows) are searched as
 people ("two people shaking hands"): the library describes people, not who they are.
@@ -55,13 +64,6 @@ DEFAULT_THRESHOLD = 0.55  # the paper's gate (sigma_s), tuned there on a validat
 # both no preference and choosing the least foreshortened skeleton.
 DEFAULT_VIEW_TIER = {"front": 0, "three_quarter": 0, "side": 1, "high_angle": 1, "low_angle": 1, "back": 2}
 VIEW_BONUS = 0.02  # per tier, in the ranking key of the results after the first
-# Actions whose pose lives in the legs' depth: from the front a stride, a one-knee kneel or a
-# lunge reads as standing (issue 14, "views that hide the action"), so these prefer the side
-# view, then three-quarter. Matched on the action id's words ("kneel_one_knee": "knee"; a
-# two-knee kneel reads from the front and keeps the default).
-SIDE_FIRST_WORDS = ("run", "running", "walk", "walking", "jog", "jogging", "sprint", "sprinting",
-                    "march", "marching", "stride", "striding", "knee", "proposal", "lunge")
-SIDE_FIRST_TIER = {"side": 0, "three_quarter": 1, "front": 2, "high_angle": 2, "low_angle": 1, "back": 2}
 MAX_TOP_K = 100
 # Short queries. A dataset label or a pose-pack name ("crawl", "drink water", "touch chest")
 # names no subject, while every library sentence does, so its cosine to the right entry is
@@ -92,7 +94,8 @@ class Retrieval:
         canonical: the normalised query that was embedded.
         people: the people count the search was filtered by (None: not filtered).
         matched: False when no entry reached the threshold; `results` is then empty.
-        results: best first, then diversified; every score >= the threshold.
+        results: the best match first, the best-scored of them (`ordered`), then by descending
+            score; every score >= the threshold.
     """
 
     query: str
@@ -213,7 +216,7 @@ class PoseRetriever:
         if not hits and people is None and filter_people is not None:
             filter_people = None  # the inferred count may be wrong; the threshold still guards
             hits = self._ranked(self.index.search(vector, self._pool(top_k), people=None), view, threshold)
-        chosen = diversified(hits, top_k) if self.diversify else hits[:top_k]
+        chosen = ordered(hits, top_k, self.diversify)
         return Retrieval(prompt, canonical, filter_people, bool(chosen), chosen)
 
     def embed(self, canonical: str) -> np.ndarray:
@@ -276,20 +279,18 @@ _WORD = re.compile(r"[A-Za-z0-9]+(?:[-'][A-Za-z0-9]+)*")
 _FUNCTION_WORDS = frozenset("a an the of or and to with in on at by for some his her their its one person people".split())
 
 
-def view_tier(view: str, asked: str | None, action: str = "") -> int:
-    """0 for the preferred views, higher for worse ones (DEFAULT_VIEW_TIER, or SIDE_FIRST_TIER
-    for actions whose pose a front view hides)."""
+def view_tier(view: str, asked: str | None, preferred: str = "") -> int:
+    """0 for the most preferred view, higher for worse ones: the view asked for, else the
+    action's preferred view and then DEFAULT_VIEW_TIER one tier down, else DEFAULT_VIEW_TIER."""
     if asked:
         return 0 if view == asked else 1
-    if side_first(action):
-        return SIDE_FIRST_TIER.get(view, 1)
+    if preferred:
+        return 0 if view == preferred else 1 + DEFAULT_VIEW_TIER.get(view, 1)
     return DEFAULT_VIEW_TIER.get(view, 1)
 
 
-def side_first(action: str) -> bool:
-    """Is `action` one whose pose reads only from the side (a stride, a kneel)?"""
-    words = set(action.lower().split("_"))
-    return any(w in words for w in SIDE_FIRST_WORDS)
+def _tier(hit: Hit, asked: str | None) -> int:
+    return view_tier(hit.entry.view, asked, hit.entry.preferred_view)
 
 
 def reranked(hits: list[Hit], asked_view: str | None = None, vote: int = 3, threshold: float = 0.0) -> list:
@@ -308,12 +309,23 @@ def reranked(hits: list[Hit], asked_view: str | None = None, vote: int = 3, thre
     for h in hits:
         by_action.setdefault(h.entry.action, []).append(h.score)
     evidence = {a: (sum(s[:vote]) + floor * max(vote - len(s), 0)) / vote for a, s in by_action.items()}
-    keys = {id(h): 0.5 * h.score + 0.5 * evidence[h.entry.action] - VIEW_BONUS * view_tier(h.entry.view, asked_view, h.entry.action) for h in hits}
-    ordered = sorted(hits, key=lambda h: -keys[id(h)])
-    top_action = ordered[0].entry.action
-    first = min((h for h in ordered if h.entry.action == top_action and h.score >= threshold),
-                key=lambda h: (view_tier(h.entry.view, asked_view, h.entry.action), -keys[id(h)]), default=ordered[0])
-    return [first, *(h for h in ordered if h is not first)]
+    keys = {id(h): 0.5 * h.score + 0.5 * evidence[h.entry.action] - VIEW_BONUS * _tier(h, asked_view) for h in hits}
+    ranked = sorted(hits, key=lambda h: -keys[id(h)])
+    top_action = ranked[0].entry.action
+    first = min((h for h in ranked if h.entry.action == top_action and h.score >= threshold),
+                key=lambda h: (_tier(h, asked_view), -h.score), default=ranked[0])
+    return [first, *(h for h in ranked if h is not first)]
+
+
+def ordered(hits: list[Hit], k: int, diversify: bool = True) -> list[Hit]:
+    """At most k results to show, from ranked hits (`reranked`): the first stays first, the others
+    follow by descending score, and any that would score above the first is left out (see the
+    module docstring). With `diversify`, one result per (action, view) comes before near-copies."""
+    if not hits:
+        return []
+    first, rest = hits[0], [h for h in hits[1:] if h.score <= hits[0].score]
+    chosen = diversified([first, *rest], k) if diversify else [first, *rest][:k]
+    return [chosen[0], *sorted(chosen[1:], key=lambda h: -h.score)]
 
 
 def diversified(hits: list[Hit], k: int) -> list[Hit]:

@@ -29,6 +29,8 @@ class LibraryEntry:
             parsed on first use of `scene` (a search ranks dozens of entries and shows a few).
         profiles: body profile per person (``["adult", "child"]``).
         source: ``"synthetic"``, ``"coco"``, ``"openpose"`` or ``"detector"``.
+        preferred_view: the view the entry's action reads best from (its spec's
+            ``preferred_view``), which retrieval shows first; "" when the action has none.
     """
 
     id: str
@@ -41,6 +43,7 @@ class LibraryEntry:
     pose: PoseScene | str = field(repr=False)
     profiles: list[str] = field(default_factory=list)
     source: str = "synthetic"
+    preferred_view: str = ""
 
     @functools.cached_property
     def scene(self) -> PoseScene:

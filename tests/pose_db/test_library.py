@@ -282,3 +282,30 @@ def test_shipped_aliases_name_their_actions():
     by_id = {a.id: a for a in load_actions(ACTIONS_DIR)}
     assert "facepalming" in by_id["facepalm"].aliases and "doing a princess carry" in by_id["bridal_carry"].aliases
     assert all(set(a.aliases) <= set(a.say) for a in by_id.values())
+
+
+def test_a_preferred_view_is_one_of_the_actions_views_and_travels_with_its_entries(tmp_path):
+    folder = _specs(tmp_path, "category: mine\npreferred_view: side\nactions:\n"
+                              "  - {id: walk, name: W, say: [walking, strolling, walking along], pose: {base: walk}}\n"
+                              "  - {id: wave, name: V, say: [waving, waving hi, waving bye], preferred_view: front,"
+                              " views: [front, back], pose: {base: stand, r_arm: [150, 10], r_elbow: 20}}\n")
+    walk, wave = load_actions(folder)
+    assert (walk.preferred_view, wave.preferred_view) == ("side", "front")  # the category's default, an override
+    entries = list(generate_library(folder, variations=6))
+    assert {e.action: e.preferred_view for e in entries} == {"walk": "side", "wave": "front"}
+    (folder / "mine.yaml").write_text("category: mine\nactions:\n  - {id: w, name: W, say: [x, y, z],"
+                                      " views: [front, back], preferred_view: side, pose: {}}\n")
+    with pytest.raises(SpecError, match="preferred_view 'side' is not one of the action's views"):
+        load_actions(folder)
+
+
+def test_the_new_actions_creators_ask_for_are_shipped_with_aliases_and_views():
+    by_id = {a.id: a for a in load_actions(ACTIONS_DIR)}
+    wanted = {"headstand": 1, "shoulder_stand": 1, "superhero_landing": 1, "archery": 1, "basketball_dunk": 1,
+              "walking_away_looking_back": 1, "kneeling_proposal": 2, "kabedon": 2, "head_in_lap": 2,
+              "cheering_together": 2, "thumbs_up": 1, "shrug": 1, "facepalm": 1}
+    assert {a: by_id[a].n_people for a in wanted} == wanted
+    assert all(by_id[a].aliases for a in wanted)
+    assert by_id["walking"].preferred_view == by_id["sit_chair"].preferred_view == "side"
+    assert by_id["kneeling_proposal"].preferred_view == "three_quarter"  # a pair facing each other: seen across
+    assert "drawing a bow and arrow" in by_id["archery"].aliases and "bowing politely" in by_id["bow"].aliases

@@ -14,6 +14,7 @@ from pose_db.retrieval.retriever import (
     PoseRetriever,
     Retrieval,
     diversified,
+    ordered,
     reranked,
     short_query,
     view_tier,
@@ -27,11 +28,11 @@ from tests.helpers.retrieval import CountingEmbedder, RecordingIndex
 
 
 def make_hit(id_: str, score: float, action: str, view: str, people: int = 1, prompt: str = "",
-             scene: PoseScene | None = None) -> Hit:
+             scene: PoseScene | None = None, preferred_view: str = "") -> Hit:
     """A real search hit (pose_db's record type) around a stand-in entry."""
     scene = scene or PoseScene(512, 512, [standing_person(100 + 150 * i, 100, 250) for i in range(people)])
     entry = LibraryEntry(id=id_, prompt=prompt, action=action, action_name=action, category="test",
-                         people=people, view=view, pose=scene, source="synthetic")
+                         people=people, view=view, pose=scene, source="synthetic", preferred_view=preferred_view)
     return Hit(entry=entry, score=score)
 
 
@@ -204,14 +205,45 @@ def test_prompts_naming_nobody_must_clear_a_higher_gate(index, embedder):
     assert retriever.retrieve("doing a handstand").best.entry.action == "handstand"
 
 
-def test_actions_a_front_view_hides_prefer_the_side():
-    assert view_tier("side", None, "running") < view_tier("front", None, "running")
-    assert view_tier("side", None, "kneel_one_knee") < view_tier("front", None, "kneel_one_knee")
-    assert view_tier("front", None, "wave_hello") < view_tier("side", None, "wave_hello")
-    assert view_tier("front", "front", "running") == 0  # the view asked for still wins
-    hits = [make_hit("r-0", 0.80, "running", "front"), make_hit("r-1", 0.74, "running", "side"),
-            make_hit("w-0", 0.60, "walking", "front")]
+def test_an_actions_preferred_view_comes_first_unless_a_view_is_asked():
+    assert view_tier("side", None, "side") < view_tier("front", None, "side") < view_tier("back", None, "side")
+    assert view_tier("front", None, "") < view_tier("side", None, "")  # no preference: the plain views
+    assert view_tier("front", "front", "side") == 0  # the view asked for still wins
+    hits = [make_hit("r-0", 0.80, "running", "front", preferred_view="side"),
+            make_hit("r-1", 0.74, "running", "side", preferred_view="side"),
+            make_hit("w-0", 0.60, "walking", "front", preferred_view="side")]
     assert reranked(hits)[0].entry.view == "side"
+    assert reranked(hits, asked_view="front")[0].entry.view == "front"
+    # The preference is the spec's, not the action id's words: "kneeling_proposal" reads from three-quarter.
+    pair = [make_hit("p-0", 0.80, "kneeling_proposal", "side", 2, preferred_view="three_quarter"),
+            make_hit("p-1", 0.75, "kneeling_proposal", "three_quarter", 2, preferred_view="three_quarter")]
+    assert reranked(pair)[0].entry.view == "three_quarter"
+
+
+def test_the_first_result_is_the_best_scored_one_shown():
+    """Issue 14: the gallery showed "best 0.65" beside a 0.67, side plank 0.68 before plank 0.70."""
+    hits = [make_hit("sp-0", 0.68, "side_plank", "side"), make_hit("sp-1", 0.66, "side_plank", "front"),
+            make_hit("sp-2", 0.66, "side_plank", "three_quarter"), make_hit("pl-0", 0.70, "plank", "front"),
+            make_hit("pl-1", 0.60, "plank", "side"), make_hit("lu-0", 0.58, "lunge", "front")]
+    ranked = reranked(hits)
+    assert ranked[0].entry.action == "side_plank"  # three entries of evidence beat one lucky 0.70
+    shown = ordered(ranked, 8)
+    scores = [h.score for h in shown]
+    assert shown[0] is ranked[0] and scores[0] == max(scores)
+    assert scores[1:] == sorted(scores[1:], reverse=True)
+    assert "pl-0" not in {h.entry.id for h in shown} and "pl-1" in {h.entry.id for h in shown}
+    running = [make_hit("r-0", 0.80, "running", "front", preferred_view="side"),
+               make_hit("r-1", 0.74, "running", "side", preferred_view="side"),
+               make_hit("r-2", 0.72, "running", "three_quarter", preferred_view="side")]
+    shown = ordered(reranked(running), 8)
+    assert [h.entry.id for h in shown] == ["r-1", "r-2"]  # side first; the front copy above it is left out
+    assert ordered([], 3) == [] and len(ordered(reranked(hits), 2)) == 2
+
+
+def test_the_retrievers_first_result_is_its_best_score(retriever):
+    for prompt in ("a woman waving hello", "two people shaking hands", "a man running in the park"):
+        scores = [h.score for h in retriever.retrieve(prompt, top_k=8).results]
+        assert scores and scores[0] == max(scores) and scores[1:] == sorted(scores[1:], reverse=True)
 
 
 def test_labels_and_tags_are_short_queries_but_sentences_are_not():
