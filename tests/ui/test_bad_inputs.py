@@ -16,27 +16,11 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image, PngImagePlugin
 
+from tests.helpers.gradio_http import GOOD_GENERATE, call
+from tests.helpers.gradio_http import with_value as generate_with
 from ui.recipe import MAX_SEED, RECIPE_KEY
 
-GOOD = ["a man waves", [], [], None, 64, 64, 1, 3.5, 1, 1.0, None, None, None]  # /generate
-
-
-def call(url: str, api: str, data: list | None = None, body: str | None = None) -> tuple[str, dict]:
-    """(event, payload) of one raw-HTTP call: "complete" with the outputs, or "error"."""
-    content = body if body is not None else json.dumps({"data": data})  # NaN/Infinity as JS writes them
-    posted = httpx.post(f"{url}gradio_api/call/{api}", content=content, timeout=60,
-                        headers={"content-type": "application/json"})
-    posted.raise_for_status()
-    stream = httpx.get(f"{url}gradio_api/call/{api}/{posted.json()['event_id']}", timeout=120).text
-    lines = stream.strip().splitlines()
-    event = lines[-2].removeprefix("event: ")
-    return event, json.loads(lines[-1].removeprefix("data: "))
-
-
-def generate_with(index: int, value) -> list:
-    data = list(GOOD)
-    data[index] = value
-    return data
+GOOD = GOOD_GENERATE
 
 
 def app_sentence(payload: dict) -> str:
