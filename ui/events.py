@@ -30,7 +30,14 @@ from .generation import Generator, check_recipe, gradio_progress, prepare_reques
 from .panels.assignment import panel_updates
 from .panels.photo import detect_pose
 from .panels.results import add_to_history, gallery_value, load_recipe_file, show_result
-from .panels.retrieval import gallery_items, run_retrieval, status_text
+from .panels.retrieval import (
+    EMPTY_PROMPT_STATUS,
+    REPLACED_EDIT,
+    gallery_items,
+    replaces_edit,
+    run_retrieval,
+    status_text,
+)
 from .panels.settings import CUSTOM
 from .panels.subjects import card_updates, remove_card
 from .subjects import subject_labels
@@ -73,30 +80,53 @@ def _wire_retrieval(studio, retriever, config: StudioConfig) -> None:
     limits, r, subjects = config.limits, studio.retrieval, studio.subjects
     threshold = getattr(retriever, "threshold", None)
 
-    def validate(prompt, people, count):
+    def validate(prompt, *others):
         # One verdict per input; only the prompt can fail.
-        return [_prompt_verdict(prompt), gr.validate(True, ""), gr.validate(True, "")]
+        return [_prompt_verdict(prompt)] + [gr.validate(True, "")] * len(others)
 
-    def retrieve(prompt, people, count):
+    s = studio.settings
+    shape = [s.width, s.height, s.lock]
+
+    def placed_pose(scene, count, width, height, locked):
+        # Bound in order and, with the lock on, already in the output's shape: the canvas gets
+        # one new value (one undo step), not a retrieved one and then its refit.
+        pose = assign_in_order(scene, count)
+        return fit_pose(pose, width, height) if locked else pose
+
+    def retrieve(prompt, people, count, pose, placed, width, height, locked):
         retrieval = run_retrieval(retriever, prompt, people, limits)
         scenes = [write_openpose(res.entry.scene) for res in retrieval.results] \
             if retrieval.matched else []
-        best = assign_in_order(scenes[0], count) if scenes else None
+        best = placed_pose(scenes[0], count, width, height, locked) if scenes else None
         gallery = gr.update(value=gallery_items(retrieval) if scenes else [],
                             visible=bool(scenes), selected_index=None)
-        return gallery, status_text(retrieval, threshold), scenes, best
+        if replaces_edit(pose, placed):  # text-only clears the canvas: that also loses an edit
+            gr.Info(REPLACED_EDIT, duration=12)
+        return gallery, status_text(retrieval, threshold), scenes, best, best
 
     for trigger in (r.button.click, r.prompt.submit):
-        trigger(retrieve, [r.prompt, r.people, subjects.count],
-                [r.gallery, r.status, r.scenes, studio.editor], validator=validate,
-                concurrency_limit=limits.retrieve_concurrency, concurrency_id="retrieve", **UI_ONLY)
+        # The validator stops an empty prompt before the retrieval; the status line must not go
+        # on describing the last prompt's results as if they were this one's, so it is set first.
+        trigger(lambda prompt: gr.skip() if (prompt or "").strip() else EMPTY_PROMPT_STATUS,
+                r.prompt, r.status, queue=False, **UI_ONLY).then(
+            retrieve, [r.prompt, r.people, subjects.count, studio.editor, r.placed, *shape],
+            [r.gallery, r.status, r.scenes, studio.editor, r.placed], validator=validate,
+            concurrency_limit=limits.retrieve_concurrency, concurrency_id="retrieve", **UI_ONLY)
 
-    def pick(scenes, count, evt: gr.SelectData):
+    def pick(scenes, count, pose, placed, width, height, locked, evt: gr.SelectData):
         if not scenes or evt.index is None or not 0 <= evt.index < len(scenes):
-            return gr.skip()
-        return assign_in_order(scenes[evt.index], count)
+            return gr.skip(), gr.skip()
+        if replaces_edit(pose, placed):
+            gr.Info(REPLACED_EDIT, duration=12)
+        chosen = placed_pose(scenes[evt.index], count, width, height, locked)
+        return chosen, chosen
 
-    r.gallery.select(pick, [r.scenes, subjects.count], studio.editor, queue=False, **UI_ONLY)
+    # Queued (no limit, not the GPU's): only a queued event can show the "replaced" notice.
+    # The library browser's gallery fills its scenes as this one does: one pick serves both.
+    library = studio.library
+    for gallery, scenes in [(r.gallery, r.scenes)] + ([(library.gallery, library.scenes)] if library else []):
+        gallery.select(pick, [scenes, subjects.count, studio.editor, r.placed, *shape],
+                       [studio.editor, r.placed], concurrency_limit=None, **UI_ONLY)
 
 
 def _wire_assignment(studio) -> None:

@@ -73,8 +73,9 @@ def build_studio(engine, retriever, config: StudioConfig | None = None,
                 gr.Markdown("### ② Prompt and poses")
                 prompt, people, retrieve = build_retrieval_prompt()
                 build_examples(subjects, prompt, people, config)
-                gallery, status, scenes = build_retrieval_gallery()
-                retrieval = RetrievalPanel(prompt, people, retrieve, gallery, status, scenes)
+                gallery, status, scenes, placed = build_retrieval_gallery()
+                retrieval = RetrievalPanel(prompt, people, retrieve, gallery, status, scenes,
+                                           placed)
                 gr.Markdown("### ③ Edit the skeletons")
                 editor = PoseEditor(elem_id="pose-editor")
                 gr.Markdown(hands_note(info), elem_id="hands-note", elem_classes=["hands-note"])

@@ -1,10 +1,15 @@
 """The defects of issue 16, each reproduced in real Chromium against the launched studio.
 
 1. a damaged upload is refused at upload, with a sentence, and nothing else changes;
+2. the canvas follows the output size behind a visible lock;
 3. bindings follow the subject when a card above is removed; stripe, swatch and halo agree;
    a new card never reuses a live colour;
 4. Generate is disabled without an engine; a refused Generate keeps the session gallery;
-5. risky set-ups are flagged; the assign dropdowns show each subject's colour.
+5. risky set-ups are flagged; the assign dropdowns show each subject's colour;
+6. the retrieval gallery is readable; a retrieve over an edit says Undo brings it back; one ×
+   per card; "+ Person" finds room; an empty-prompt retrieve updates the status; a restore
+   says Randomise is off;
+7. layout at 1280×800 and on a 390×844 touch phone, measured by element boxes.
 
 Screenshots go to tests/browser/screenshots/ (or $STUDIO_SCREENSHOTS) as ``defect_*.png``.
 """
@@ -15,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.browser import EDITOR, add_subject, open_editor
+from tests.helpers.browser import EDITOR, add_subject, drag, open_editor, screen
 
 EXAMPLES = Path("assets/examples")
 TIMEOUT_MS = 30_000
@@ -268,3 +273,216 @@ def test_restoring_a_recipe_says_randomise_is_off(page, tmp_path):
     page.wait_for_function("document.body.innerText.includes('Randomise is now off')",
                            timeout=TIMEOUT_MS)
     assert not page.is_checked("#randomise input")
+
+
+# ---- Defect 6: the retrieval gallery, a retrieve over an edit, one ×, "+ Person", status ----
+
+GALLERY_GEOMETRY = """(() => {
+  const box = r => { const b = r.getBoundingClientRect(); return [b.left, b.top, b.right, b.bottom]; };
+  const g = document.querySelector('#retrieved'), wrap = g.querySelector('.grid-wrap');
+  const label = g.querySelector('[data-testid=block-label]');
+  return {
+    wrap: box(wrap),
+    label: label && label.offsetParent ? box(label) : null,
+    thumbs: Array.from(g.querySelectorAll('.thumbnail-item')).map(box),
+    captions: Array.from(g.querySelectorAll('.caption-label')).map(c => ({
+      text: c.innerText, cut: c.scrollWidth > c.clientWidth + 1 || c.scrollHeight > c.clientHeight + 1,
+      box: box(c) })),
+  };
+})()"""
+
+
+def overlaps(a, b) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def inside(inner, outer, slack=1.0) -> bool:
+    return (inner[0] >= outer[0] - slack and inner[1] >= outer[1] - slack
+            and inner[2] <= outer[2] + slack and inner[3] <= outer[3] + slack)
+
+
+def check_gallery(page, rows: int = 1) -> dict:
+    """The gallery's captions are whole, the label covers nothing, no column is clipped and the
+    first two rows are fully in view (at least ``rows`` rows expected); returns the geometry."""
+    page.wait_for_selector("#retrieved .thumbnail-item img", timeout=TIMEOUT_MS)
+    page.wait_for_timeout(300)
+    g = page.evaluate(GALLERY_GEOMETRY)
+    assert len(g["thumbs"]) >= 3, g
+    for caption, thumb in zip(g["captions"], g["thumbs"]):
+        assert not caption["cut"], caption
+        assert caption["text"].endswith("”") and " — “" in caption["text"], caption
+        assert inside(caption["box"], thumb), (caption, thumb)
+    assert g["label"] is None or not overlaps(g["label"], g["thumbs"][0]), g
+    wrap = g["wrap"]
+    for thumb in g["thumbs"]:  # no clipped column
+        assert thumb[0] >= wrap[0] - 1 and thumb[2] <= wrap[2] + 1, (thumb, wrap)
+    tops = sorted({round(t[1]) for t in g["thumbs"]})
+    assert len(tops) >= rows, (tops, g["thumbs"])
+    for thumb in g["thumbs"]:  # the first two rows whole, in view, without scrolling the box
+        if round(thumb[1]) in tops[:2]:
+            assert inside(thumb, wrap), (thumb, wrap)
+    return g
+
+
+def test_retrieval_gallery_is_readable(page, shots):
+    """Defect 6: whole captions, no label over the first row, two full rows in view."""
+    retrieve(page, "a person waving hello")
+    g = check_gallery(page)
+    # The captions carry the full library prompts, not "0.89 · wave — “a man wav…".
+    assert any(len(c["text"]) > 40 for c in g["captions"]), g["captions"]
+    page.locator("#retrieved").screenshot(path=str(shots / "defect6_gallery.png"))
+
+
+def keypoints(page) -> list:
+    return page.evaluate(f"{EDITOR}.getValue().people.map(p => p.pose_keypoints_2d)")
+
+
+def test_a_retrieve_over_an_edit_says_undo_brings_it_back(page, shots):
+    """Defect 6: a new Retrieve that replaces an edited canvas says so, and Undo restores it; a
+    retrieve over an unedited one says nothing."""
+    retrieve(page, "a person waving hello")
+    page.wait_for_function(f"{EDITOR}.getValue() && {EDITOR}.getValue().people.length === 1",
+                           timeout=TIMEOUT_MS)
+    retrieve(page, "two people shaking hands at a train station")
+    page.wait_for_function(f"{EDITOR}.getValue().people.length === 2", timeout=TIMEOUT_MS)
+    page.wait_for_timeout(500)
+    assert "Replaced your edited pose" not in toasts(page)
+
+    # Drag P1's right wrist 30 px, then retrieve another prompt.
+    retrieved = keypoints(page)
+    page.locator("#pose-editor canvas").first.scroll_into_view_if_needed()
+    x, y = screen(page, 0, 4)
+    drag(page, (x, y), (x + 30, y - 20))
+    page.wait_for_timeout(300)
+    edited = keypoints(page)
+    assert edited != retrieved
+    retrieve(page, "a person waving hello")
+    page.wait_for_function(f"{EDITOR}.getValue().people.length === 1", timeout=TIMEOUT_MS)
+    wait_text(page, "body", "Replaced your edited pose")
+    assert "Undo" in toasts(page)
+    page.screenshot(path=str(shots / "defect6_replaced_notice.png"), full_page=False)
+    # One Undo brings the edit back (the refit to the output size is not a second step).
+    page.evaluate(f"{EDITOR}.undo()")
+    page.wait_for_timeout(500)
+    assert keypoints(page) == edited
+    assert not page.errors, page.errors
+
+
+def test_each_card_has_one_remove_button(page):
+    """Defect 6: one × per card (the card's), not the picture's own × beside it."""
+    add_subject(page, 0, EXAMPLES / "mia.png", "Mia")
+    visible = page.evaluate("Array.from(document.querySelectorAll('#subject-card-0 button'))"
+                            ".filter(b => b.offsetParent && (b.innerText.trim() === '×' || "
+                            "/remove|clear/i.test(b.getAttribute('aria-label') || '')))"
+                            ".map(b => b.id || b.getAttribute('aria-label'))")
+    assert visible == ["subject-remove-0"], visible
+    page.click("#subject-remove-0")
+    page.locator("#subject-card-0").first.wait_for(state="hidden")
+
+
+def person_boxes(page) -> list:
+    return page.evaluate(f"""{EDITOR}.getValue().people.map(p => {{
+      const k = p.pose_keypoints_2d, xs = [], ys = [];
+      for (let i = 0; i < k.length; i += 3) if (k[i + 2]) {{ xs.push(k[i]); ys.push(k[i + 1]); }}
+      return [Math.min(...xs), Math.min(...ys), Math.max(...xs), Math.max(...ys)]; }})""")
+
+
+@pytest.mark.parametrize("prompt", ["a person waving hello",
+                                    "two people shaking hands at a train station"])
+def test_add_person_does_not_overlap(page, prompt):
+    """Defect 6: "+ Person" puts the new skeleton where nobody stands."""
+    retrieve(page, prompt)
+    page.wait_for_function(f"{EDITOR}.getValue() && {EDITOR}.getValue().people.length > 0",
+                           timeout=TIMEOUT_MS)
+    before = person_boxes(page)
+    page.click("#pose-editor button[aria-label='Add person']")
+    page.wait_for_function(f"{EDITOR}.getValue().people.length === {len(before) + 1}",
+                           timeout=TIMEOUT_MS)
+    *old, new = person_boxes(page)
+    assert old == before
+    assert not any(overlaps(new, box) for box in old), (new, old)
+
+
+def test_empty_prompt_retrieve_updates_the_status(page):
+    """Defect 6: Retrieve with an empty prompt no longer leaves the old prompt's status."""
+    retrieve(page, "a person waving hello")
+    assert "waving" in page.inner_text(STATUS)
+    page.fill("#prompt textarea", "")
+    page.click("#retrieve")
+    wait_text(page, STATUS, "Type a prompt first")
+    assert "waving" not in page.inner_text(STATUS)
+
+
+# ---- Defect 7: layout at 1280×800 and on a phone -------------------------------------------
+
+def box_of(page, selector: str) -> list:
+    return page.evaluate(f"(() => {{ const b = document.querySelector({selector!r})"
+                         ".getBoundingClientRect(); return [b.left, b.top, b.right, b.bottom]; })()")
+
+
+SLIDER_MAXIMUMS = {"#width": "2048", "#height": "2048", "#steps": "60", "#guidance": "10",
+                   "#binding": "2"}
+
+
+def test_layout_at_1280x800(chromium, studio_url, shots):
+    """Defect 7: at 1280×800 the card's ×, the sliders' maximums and the Examples fit."""
+    page = open_editor(chromium, studio_url, width=1280, height=800)
+    try:
+        add_subject(page, 0, EXAMPLES / "mia.png", "Mia")
+        card = box_of(page, "#subject-card-0")
+        remove = box_of(page, "#subject-remove-0")
+        assert inside(remove, card) and remove[2] <= 1280, (remove, card)
+        for slider, maximum in SLIDER_MAXIMUMS.items():
+            block = box_of(page, slider)
+            shown = box_of(page, f"{slider} [data-testid=max-value]")
+            assert page.inner_text(f"{slider} [data-testid=max-value]") == maximum
+            assert inside(shown, block), (slider, shown, block)
+        page.click("#examples-box button")
+        page.wait_for_selector("#examples", state="visible")
+        examples = page.evaluate("(() => { const e = document.querySelector('#examples'); "
+                                 "return [e.scrollWidth, e.clientWidth]; })()")
+        assert examples[0] <= examples[1] + 1, examples
+        assert inside(box_of(page, "#examples"), box_of(page, ".pose-panel"))
+        assert page.evaluate("document.documentElement.scrollWidth") <= 1280
+        retrieve(page, "a person waving hello")
+        check_gallery(page, rows=2)
+        # A mouse must be within 11 px of a joint (a finger gets twice that, below).
+        page.locator("#pose-editor canvas").first.scroll_into_view_if_needed()
+        x, y = screen(page, 0, 10)
+        page.mouse.click(x, y + 16)
+        assert "ankle" not in page.inner_text("#pose-editor .pe-status")
+        page.screenshot(path=str(shots / "defect7_1280x800.png"), full_page=True)
+        assert not page.errors, page.errors
+    finally:
+        page.context.close()
+
+
+def test_layout_on_a_phone(chromium, studio_url, shots):
+    """Defect 7: on a 390×844 touch phone Generate is on screen without scrolling, the gallery
+    has no clipped column, nothing scrolls sideways, and joints are finger-sized targets."""
+    page = open_editor(chromium, studio_url, width=390, height=844, touch=True)
+    try:
+        page.evaluate("window.scrollTo(0, 0)")
+        generate = box_of(page, "#generate")
+        assert generate[1] >= 0 and generate[3] <= 844, generate
+        page.screenshot(path=str(shots / "defect7_phone_top.png"), full_page=False)
+        retrieve(page, "a person waving hello")
+        g = check_gallery(page, rows=2)
+        assert all(t[2] <= 390 for t in g["thumbs"]), g["thumbs"]
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        page.locator("#retrieved").scroll_into_view_if_needed()
+        page.screenshot(path=str(shots / "defect7_phone_gallery.png"), full_page=False)
+        # Generate stays reachable half-way down the page too.
+        page.locator("#pose-editor").scroll_into_view_if_needed()
+        generate = box_of(page, "#generate")
+        assert generate[1] >= 0 and generate[3] <= 844, generate
+        # A tap 16 px from the right ankle picks the ankle (the touch radius is 22 px).
+        page.locator("#pose-editor canvas").first.scroll_into_view_if_needed()
+        x, y = screen(page, 0, 10)
+        assert 0 <= y + 16 <= 844 - 80, y  # on screen, above the Generate bar
+        page.touchscreen.tap(x, y + 16)
+        wait_text(page, "#pose-editor .pe-status", "ankle")
+        page.screenshot(path=str(shots / "defect7_phone_editor.png"), full_page=False)
+        assert not page.errors, page.errors
+    finally:
+        page.context.close()

@@ -122,3 +122,20 @@ def test_presets_and_examples_are_data():
     assert examples and all(Image.open(path).size for e in examples for path, _ in e.subjects)
     assert StudioConfig(zero_gpu=True).defaults_for("real").steps < \
         StudioConfig().defaults_for("real").steps
+
+
+def test_replaces_edit_tells_an_edit_from_the_refit_placed_pose():
+    from ui.canvas_fit import fit_pose
+    from ui.panels.retrieval import replaces_edit
+
+    person = Person.from_points({0: (100, 200), 1: (100, 260), 4: (140, 300)})
+    placed = write_openpose(PoseScene(512, 768, [person]))
+    on_canvas = fit_pose(placed, 256, 256)  # the lock refit it: not an edit
+    assert not replaces_edit(on_canvas, placed)
+    assert not replaces_edit(None, placed) and not replaces_edit({"people": []}, None)
+    edited = fit_pose(placed, 256, 256)
+    edited["people"][0]["pose_keypoints_2d"][12] += 5.0
+    assert replaces_edit(edited, placed)
+    assert replaces_edit(on_canvas, None)  # drawn by hand, never retrieved
+    edited["people"].append(edited["people"][0])
+    assert replaces_edit(edited, placed)

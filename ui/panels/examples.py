@@ -36,7 +36,11 @@ def build_examples(subjects: SubjectsPanel, prompt: gr.Textbox, people: gr.Dropd
 
     with gr.Accordion("Examples — subjects and a prompt to start from", open=False,
                       elem_id="examples-box"):
+        # Labels, not the table of every input: the table (prompt, images, names) overflowed
+        # the panel at 1280 px and on phones.
+        labels = [example.prompt for example in config.examples]
         gr.Examples(rows, inputs, outputs=subjects.card_outputs, fn=show_cards,
+                    example_labels=labels,
                     run_on_click=True, cache_examples=False, examples_per_page=4,
                     label="Click one to load its subjects and prompt",
                     elem_id="examples", api_visibility="private")

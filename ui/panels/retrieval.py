@@ -16,6 +16,7 @@ from pose_db.scene import MAX_PEOPLE, MAX_SUBJECTS
 from pose_db.scene.model import PoseError, PoseScene
 from pose_db.scene.render import render_preview
 
+from ..canvas_fit import canvas_size, fit_pose
 from ..config import Limits
 from ..generation import check_prompt
 from ..inputs import number
@@ -35,6 +36,7 @@ class RetrievalPanel:
     gallery: gr.Gallery
     status: gr.Markdown
     scenes: gr.State  # OpenPose dicts of the shown results, gallery order
+    placed: gr.State  # the pose retrieval last put on the canvas: a later change is the user's
 
 
 def build_retrieval_prompt() -> tuple[gr.Textbox, gr.Dropdown, gr.Button]:
@@ -51,15 +53,47 @@ def build_retrieval_prompt() -> tuple[gr.Textbox, gr.Dropdown, gr.Button]:
     return prompt, people, button
 
 
-def build_retrieval_gallery() -> tuple[gr.Gallery, gr.Markdown, gr.State]:
-    status = gr.Markdown("Type a prompt and press **Retrieve poses** to browse skeletons from "
-                         "the pose library.", elem_id="retrieval-status",
-                         elem_classes=["panel-hint"])
-    gallery = gr.Gallery(label="Retrieved skeletons — click one to edit it", columns=4,
-                         height=290, allow_preview=False, object_fit="contain", format="png",
-                         buttons=[], interactive=False, elem_id="retrieved",
+IDLE_STATUS = ("Type a prompt and press **Retrieve poses** to browse skeletons from the pose "
+               "library.")
+EMPTY_PROMPT_STATUS = ("Type a prompt first, then press **Retrieve poses**. The skeletons below "
+                       "(if any) are from the last retrieval.")
+REPLACED_EDIT = ("Replaced your edited pose. Undo (↶ on the canvas, or Ctrl+Z) brings your "
+                 "edit back.")
+EDIT_TOLERANCE_PX = 0.5  # the canvas rounds coordinates; smaller differences are not edits
+
+
+def build_retrieval_gallery() -> tuple[gr.Gallery, gr.Markdown, gr.State, gr.State]:
+    """Status line, gallery, the shown scenes and the pose last placed on the canvas.
+
+    The gallery's label is hidden (it covered the first row; the status line says what to do)
+    and its layout (columns by width, captions wrapped in full, two rows in view) is
+    ``studio.css``'s."""
+    status = gr.Markdown(IDLE_STATUS, elem_id="retrieval-status", elem_classes=["panel-hint"])
+    gallery = gr.Gallery(label="Retrieved skeletons — click one to edit it", show_label=False,
+                         columns=4, height="auto", allow_preview=False, object_fit="contain",
+                         format="png", buttons=[], interactive=False, elem_id="retrieved",
                          visible=False)
-    return gallery, status, gr.State([])
+    return gallery, status, gr.State([]), gr.State(None)
+
+
+def replaces_edit(current: dict | None, placed: dict | None) -> bool:
+    """Whether putting a new pose on the canvas would throw away the user's work: the canvas
+    has people and they are not (up to the canvas fit and rounding) the pose retrieval placed.
+    Bindings are not compared: a new pose is bound afresh anyway."""
+    people = (current or {}).get("people") or []
+    if not people:
+        return False
+    size = canvas_size(current)
+    placed = fit_pose(placed, *size) if placed and size else placed
+    theirs = (placed or {}).get("people") or []
+    if len(theirs) != len(people):
+        return True
+    for mine, old in zip(people, theirs):
+        a, b = mine.get("pose_keypoints_2d") or [], old.get("pose_keypoints_2d") or []
+        if len(a) != len(b) or any(abs(float(x) - float(y)) > EDIT_TOLERANCE_PX
+                                   for x, y in zip(a, b)):
+            return True
+    return False
 
 
 def run_retrieval(retriever, prompt: str, people: int | None, limits: Limits):

@@ -118,7 +118,8 @@ def build_subjects_panel(limits: Limits, initial: int = 1) -> SubjectsPanel:
                     name = gr.Textbox(label=f"Name {k + 1}", placeholder=default_name(k),
                                       show_label=False,
                                       max_length=limits.max_subject_name_chars, scale=3,
-                                      container=False, elem_id=f"subject-name-{k}",
+                                      min_width=60, container=False,
+                                      elem_id=f"subject-name-{k}",
                                       elem_classes=["subject-name"])
                     colour = gr.ColorPicker(value=default_colour(k), label=f"Colour {k + 1}",
                                             show_label=False,
