@@ -43,6 +43,7 @@ class Limits:
     max_binding_strength: float
     max_subject_name_chars: int
     retrieve_top_k: int
+    library_page_size: int
     history_length: int
     max_file_size: str
     max_request_size: str

@@ -54,8 +54,8 @@ def hands_note(info) -> str:
     ControlNet does, ``engine.modes.uses_hands``), so nobody edits fingers for nothing unawares."""
     mode, controlnet = getattr(info, "mode", None), getattr(info, "controlnet", None)
     if uses_hands(mode, has_controlnet=bool(controlnet)):
-        return "✋ Hands are used: the pose ControlNet draws them into its pose map."
+        return "Hands are used: the pose ControlNet draws them into its pose map."
     why = ("ASTRA's pose tokens are body-only" if mode == "astra"
            else "no pose ControlNet is loaded" if mode else "no engine is loaded")
-    return (f"✋ Hands are used by the ControlNet pose mode; this engine ignores them ({why}). "
+    return (f"Hands are used by the ControlNet pose mode; this engine ignores them ({why}). "
             "They stay in the pose JSON you export.")

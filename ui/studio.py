@@ -15,6 +15,7 @@ from .events import wire_studio
 from .generation import Generator, SessionCancel
 from .panels.assignment import AssignmentPanel, build_assignment_panel
 from .panels.examples import build_examples
+from .panels.library import LibraryPanel, build_library_panel, library_browser, wire_library
 from .panels.photo import PhotoPanel, build_photo_panel
 from .panels.results import ResultsPanel, build_results_panel
 from .panels.retrieval import RetrievalPanel, build_retrieval_gallery, build_retrieval_prompt
@@ -35,6 +36,7 @@ class Studio:
     settings: SettingsPanel
     results: ResultsPanel
     cancel: gr.State
+    library: LibraryPanel | None = None
 
 
 def build_studio(engine, retriever, config: StudioConfig | None = None,
@@ -76,6 +78,7 @@ def build_studio(engine, retriever, config: StudioConfig | None = None,
                 gallery, status, scenes, placed = build_retrieval_gallery()
                 retrieval = RetrievalPanel(prompt, people, retrieve, gallery, status, scenes,
                                            placed)
+                library = build_library_panel()
                 gr.Markdown("### ③ Edit the skeletons")
                 editor = PoseEditor(elem_id="pose-editor")
                 gr.Markdown(hands_note(info), elem_id="hands-note", elem_classes=["hands-note"])
@@ -89,12 +92,13 @@ def build_studio(engine, retriever, config: StudioConfig | None = None,
                     settings = build_settings_panel(config.presets, config.defaults_for(info.kind),
                                                     control=info.control_defaults)
         studio = Studio(subjects, retrieval, editor, photo, assignment, settings, results,
-                        gr.State(SessionCancel()))
+                        gr.State(SessionCancel()), library)
         # The API first: it claims the plain endpoint names (/retrieve, /generate, ...).
         build_api(generator=generator, retriever=retriever, detector=detector, config=config,
                   defaults=config.defaults_for(info.kind))
         wire_studio(studio, generator=generator, retriever=retriever, detector=detector,
                     config=config)
+        wire_library(library, library_browser(retriever), limits, dict(api_visibility="private"))
     # GPU events share the "gpu" group, one slot per resident engine (config.gpu_concurrency,
     # ui.api.gpu_queue); a bounded queue refuses the overflow.
     demo.queue(max_size=limits.queue_max_size, default_concurrency_limit=4)
