@@ -69,6 +69,7 @@ function draw(st) {
     ctx.globalAlpha = 1;
   });
   scene.people.forEach((p, n) => {
+    ctx.globalAlpha = st.hand ? 0.35 : 1;                      // hand mode: the body stays behind the hand
     ctx.lineWidth = limbW;
     cfg.limbs.forEach(([a, b], i) => {
       if (!p.kp[a][2] || !p.kp[b][2]) return;
@@ -91,10 +92,11 @@ function draw(st) {
         ctx.beginPath(); ctx.arc(x, y, jointR + 5, 0, 2 * Math.PI); ctx.stroke();
       }
     });
+    ctx.globalAlpha = 1;
     drawHands(st, p, n, unit);
     badge(st, p, n);
   });
-  if (sel.p >= 0 && scene.people[sel.p]) drawHandles(st, scene.people[sel.p]);
+  if (sel.p >= 0 && scene.people[sel.p] && !st.hand) drawHandles(st, scene.people[sel.p]);   // hand mode edits fingers only
   const dt = performance.now() - t0;
   st.drawTimes.push(dt); if (st.drawTimes.length > 600) st.drawTimes.shift();
 }
