@@ -135,3 +135,30 @@ def test_wrist_drag_carries_the_hand_mirror_swaps_it_delete_removes_it(chromium,
     page.keyboard.press("e")
     page.wait_for_function("document.querySelector('#pose-editor .pe-status').innerText.includes('Select a wrist')")
     assert not page.errors, page.errors
+
+
+@browser
+def test_import_keeps_hands_scales_normalised_ones_and_refuses_broken_ones(chromium, editor_url, tmp_path, shots):
+    from ui.pose_editor_demo import _two_people
+
+    page = open_editor(chromium, editor_url)
+    person = _two_people()["people"][0]
+    body = np.reshape(person["pose_keypoints_2d"], (18, 3))
+    wx, wy = body[R_WRIST, :2]
+    hand = [[wx, wy, 1.0]] + [[wx - 4 * (f - 2), wy + 6 * k, 0.9] for f in range(5) for k in range(1, 5)]
+    flat_body = [v / 512 if i % 3 < 2 else v for i, v in enumerate(person["pose_keypoints_2d"])]
+    flat_hand = [v / 512 if i % 3 < 2 else v for i, v in enumerate(np.ravel(hand).tolist())]
+    source = tmp_path / "hands.json"
+    source.write_text(json.dumps({"people": [{"pose_keypoints_2d": flat_body, RIGHT: flat_hand, LEFT: [0] * 63}]}))
+    page.set_input_files("#pose-editor input[type=file][accept*=json]", str(source))
+    value = wait_python(page, lambda v: v and RIGHT in v["people"][0], "the import")
+    assert LEFT not in value["people"][0]                               # all zeros: no hand
+    assert np.allclose(np.reshape(value["people"][0][RIGHT], (21, 3)), hand, atol=0.011)   # back in pixels
+    shot(page, shots, "hands_imported.png")
+
+    bad = tmp_path / "bad_hand.json"
+    bad.write_text(json.dumps({"people": [{"pose_keypoints_2d": person["pose_keypoints_2d"], RIGHT: [1.0] * 60}]}))
+    page.set_input_files("#pose-editor input[type=file][accept*=json]", str(bad))
+    page.wait_for_function("document.querySelector('#pose-editor .pe-status').innerText.includes('needs 63 numbers')")
+    assert python_value(page) == value
+    assert not page.errors, page.errors
