@@ -9,6 +9,8 @@ Rules, in the order they are applied (the first that fails rejects the entry and
 - ``interpenetration``: no two people's torsos, heads or thighs overlap.
 - ``in_canvas``: every visible keypoint inside the canvas, each person's trunk visible and
   large enough to read.
+- ``readability``: the 2D pose map still shows the pose: no part that carries it hidden along
+  the line of sight, no two people merged into one silhouette (``readability.py``).
 - ``near_duplicate``: OKS > ``oks_threshold`` with an entry already kept for the same action.
 """
 
@@ -23,11 +25,13 @@ import numpy as np
 from pose_db.scene.model import PoseScene
 from pose_db.scene.skeleton import KEYPOINT_INDEX, KEYPOINT_NAMES, OKS_SIGMAS
 
+from .readability import readability_problems
 from .rig.kinematics import Body3D
 from .rig.skeleton3d import body_model
 from .staging import StagedAction, rest_height
 
-RULES = ("joint_limits", "proportions", "contacts", "grounded", "interpenetration", "in_canvas", "near_duplicate")
+RULES = ("joint_limits", "proportions", "contacts", "grounded", "interpenetration", "in_canvas", "readability",
+         "near_duplicate")
 _ADULT_TORSO = 0.52
 # Capsule radii (adult metres) used to detect two bodies passing through each other. They are
 # a little thinner than real bodies so that people touching (a hug) do not count.
@@ -114,6 +118,7 @@ class QualityGate:
             ("interpenetration", lambda: [f"people {i} and {j}: {what}"
                                           for i, j, what in interpenetrating_pairs(staged.bodies)]),
             ("in_canvas", lambda: canvas_problems(scene, framing)),
+            ("readability", lambda: readability_problems(staged, scene)),
         )
         for rule, check in checks:
             problems = check()

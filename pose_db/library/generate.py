@@ -37,8 +37,9 @@ from .specs import ACTIONS_DIR, ActionSpec, SpecError, load_actions, load_axes
 from .staging import photograph, stage_action
 from .variations import variations as variation_stream
 
-# Candidates tried per action, as a multiple of the entries wanted: the gate rejects some.
-_CANDIDATE_FACTOR = 2.5
+# Candidates tried per action, as a multiple of the entries wanted: the gate rejects some, and
+# for actions that read from few views (sitting, kneeling, hugs) the readability rule most.
+_CANDIDATE_FACTOR = 4.0
 _CONTACT_TOLERANCE = 0.04
 
 

