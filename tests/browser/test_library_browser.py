@@ -63,3 +63,19 @@ def test_filter_to_two_people_read_prompts_and_pick_one_onto_the_canvas(chromium
     assert page.locator("#library-gallery img").count() == 0
     assert len(canvas_value(page)["people"]) == 2   # an empty page changes nothing else
     assert not page.page_errors, page.page_errors
+
+
+@browser
+def test_the_browser_fits_a_phone(chromium, studio_url, shots):
+    page, _ = open_studio(chromium, studio_url, width=390)
+    page.click("#library-box button:has-text('Browse the pose library')")
+    wait_pager(page, f"Page 1 of 2 · {len(ENTRIES)} entries")
+    box = page.locator("#library-box")
+    box.scroll_into_view_if_needed()
+    box.screenshot(path=str(shots / "library_browser_phone.png"))
+    overflow = box.evaluate("b => [b.scrollWidth, b.clientWidth]")
+    assert overflow[0] <= overflow[1] + 1, f"the library box overflows: {overflow}"
+    right = page.evaluate("Math.max(...[...document.querySelectorAll('#library-box img, #library-prompts li')]"
+                          ".map(e => e.getBoundingClientRect().right))")
+    assert right <= 390, f"library content reaches x={right} on a 390 px screen"
+    assert not page.page_errors, page.page_errors
