@@ -55,6 +55,8 @@ def geometric(retriever, cases: list[dict]) -> dict:
     """pose_checks' top-1/top-3, answering in-process exactly as `python -m pose_db.query --batch` does."""
     answers = [retriever.retrieve(c["prompt"], people=c.get("people") or None, top_k=3).to_json() for c in cases]
     report = pose_checks().score(cases, answers)
+    flagged = [_passed(c, a) for c, a in zip(cases, answers) if a.get("uncertain")]
+    report["uncertain"], report["uncertain_wrong"] = len(flagged), flagged.count(False)
     report["failures"] = [
         {"prompt": c["prompt"], "canonical": a["canonical"], "got": [(r["action"], r["score"]) for r in a["results"]]}
         for c, a in zip(cases, answers) if not _passed(c, a)
@@ -96,12 +98,13 @@ def creator_prompts(retriever, cases: list[dict]) -> dict:
         r = retriever.retrieve(c["prompt"], top_k=3)
         got = [(h.entry.action, h.entry.people, round(h.score, 3)) for h in r.results]
         ok = [a in c["actions"] and n == c["people"] for a, n, _ in got]
-        rows.append({"case": c, "got": got, "top1": bool(ok[:1] and ok[0]), "top3": any(ok),
+        rows.append({"case": c, "got": got, "top1": bool(ok[:1] and ok[0]), "top3": any(ok), "uncertain": r.uncertain,
                      "wrong_people": bool(got) and got[0][1] != c["people"], "canonical": r.canonical})
     def rate(members, key):
         return round(sum(m[key] for m in members) / max(len(members), 1), 4)
     out = {"cases": len(rows), "top1": rate(rows, "top1"), "top3": rate(rows, "top3"),
-           "no_match": sum(not m["got"] for m in rows), "wrong_people_top1": sum(m["wrong_people"] for m in rows)}
+           "no_match": sum(not m["got"] for m in rows), "wrong_people_top1": sum(m["wrong_people"] for m in rows),
+           "uncertain": sum(m["uncertain"] for m in rows), "uncertain_wrong": sum(m["uncertain"] and not m["top1"] for m in rows)}
     styles = sorted({m["case"].get("style", "") for m in rows})
     out["by_style"] = {s: {"cases": len(ms), "top1": rate(ms, "top1"), "top3": rate(ms, "top3")}
                        for s in styles if (ms := [m for m in rows if m["case"].get("style", "") == s])}
@@ -217,12 +220,14 @@ def main(argv: list[str] | None = None) -> int:
     report["creator"] = creator_prompts(retriever, load_jsonl(DATA / "creator_prompts.jsonl"))
     c = report["creator"]
     print(f"creator prompts: top-1 {c['top1']:.1%}  top-3 {c['top3']:.1%}  over {c['cases']} "
-          f"(no match {c['no_match']}, wrong people at top-1 {c['wrong_people_top1']}) {json.dumps(c['by_style'])}")
+          f"(no match {c['no_match']}, wrong people at top-1 {c['wrong_people_top1']}, flagged uncertain "
+          f"{c['uncertain']} of which wrong {c['uncertain_wrong']}) {json.dumps(c['by_style'])}")
     for f in c["failures"]:
         print(f"   FAIL {f['prompt']!r} ({f['canonical']!r}) want {f['want']} got {f['got']}")
     for name, path in (() if args.creator_only else (("dev", SHARED_EVAL / "retrieval_dev.jsonl"), ("own_cases", DATA / "pose_cases.jsonl"))):
         report[name] = geometric(retriever, load_jsonl(path))
-        print(f"{name}: top-1 {report[name]['top1']:.1%}  top-3 {report[name]['top3']:.1%}  over {report[name]['cases']}")
+        print(f"{name}: top-1 {report[name]['top1']:.1%}  top-3 {report[name]['top3']:.1%}  over {report[name]['cases']} "
+              f"(flagged uncertain {report[name]['uncertain']}, of which wrong {report[name]['uncertain_wrong']})")
         for f in report[name]["failures"]:
             print(f"   FAIL {f['prompt']!r} ({f['canonical']!r}) got {f['got']}")
     report["false_accepts"] = false_accepts(retriever, load_jsonl(DATA / "no_person.jsonl"))

@@ -31,6 +31,17 @@ def tag_count(prompt: str) -> int | None:
     return 1 if _SOLO.search(text) else None
 
 
+_NOT_AN_OBJECT = frozenset({"of", "for", "by", "like", "as"})  # "a photo of someone": one person
+
+
+def _someone_is_the_object(tokens: list[str]) -> bool:
+    """Is "someone" the object of a label with no subject ("hugging someone", "over someone")?"""
+    for i, t in enumerate(tokens):
+        if t in ("someone", "somebody"):
+            return i > 0 and tokens[i - 1] not in _NOT_AN_OBJECT
+    return False
+
+
 def names_other_person(prompt: str) -> bool:
     """Does the prompt read like an action label with a second person ("kicking other person")?"""
     return bool(_OTHER_PERSON.search(prompt.lower()))
@@ -79,6 +90,8 @@ def count_people(prompt: str, vocab: NormalizeVocab | None = None) -> int | None
                 bare_plural = True
         i += max(n, 1)
     count += _count_named(prompt, vocab)
+    if count == 1 and seen <= {("someone",), ("somebody",)} and _someone_is_the_object(tokens):
+        return 2  # "a hand on the wall over someone": the one doing it and someone
     if bare_plural:
         hinted = any(match_at(tokens, j, vocab.two_person_hints) for j in range(len(tokens)))
         return 2 if count == 0 and hinted else None
@@ -90,8 +103,10 @@ def person_evidence(prompt: str, vocab: NormalizeVocab | None = None) -> int:
 
     2: a person noun ("a man", "dancers"), a pronoun ("she"), a group ("a couple") or a count.
     1: body or pose words ("handstand", "arms raised") or a verb in -ing ("waving hello").
-    0: nothing of the kind ("a spiral staircase viewed from above"). The retriever asks more
-    of the similarity score the less a prompt says about a person (`PoseRetriever.gate`).
+    0: nothing of the kind ("a spiral staircase viewed from above"), or an action whose named
+       subject is a thing ("an acoustic guitar resting on a chair": `names_a_thing`). The
+       retriever asks more of the similarity score the less a prompt says about a person
+       (`PoseRetriever.threshold_for`).
     """
     vocab = vocab or default_vocab()
     tokens = tokenize(prompt)
@@ -101,9 +116,30 @@ def person_evidence(prompt: str, vocab: NormalizeVocab | None = None) -> int:
     for i in range(len(tokens)):
         if match_at(tokens, i, vocab.person_singular) or match_at(tokens, i, vocab.person_plural):
             return 2
-    if words & vocab.pose_words or any(vocab.is_action_word(t) for t in tokens):
+    if words & vocab.pose_words:
         return 1
+    if any(vocab.is_action_word(t) for t in tokens):
+        return 0 if names_a_thing(tokens, vocab) else 1
     return 0
+
+
+_DETERMINERS = frozenset({"a", "an", "the"})
+
+
+def names_a_thing(tokens: list[str], vocab: NormalizeVocab) -> bool:
+    """Does the prompt open with a subject that is neither a person nor a pose, at rest?
+
+    "an acoustic guitar resting on a chair", "a bicycle leaning against a wall": a determiner,
+    then the subject's words, then a verb things do too (`thing_verbs` of the vocabulary).
+    Called only for prompts without a person noun or a pose word, so the subject is a thing
+    (or an animal). A label without a determiner ("sitting down"), a verb right after it, or a
+    verb only people do ("a janitor sweeping", where the vocabulary lacks "janitor") keeps its
+    evidence: the vocabulary of person nouns is never complete.
+    """
+    if len(tokens) < 3 or tokens[0] not in _DETERMINERS:
+        return False
+    verb = next((i for i, t in enumerate(tokens) if vocab.is_action_word(t)), None)
+    return verb is not None and verb >= 2 and tokens[verb] in vocab.thing_verbs
 
 
 def _number_at(tokens, i, vocab) -> tuple[int, int] | None:

@@ -130,6 +130,7 @@ class NormalizeVocab:
     views: dict[str, frozenset[tuple[str, ...]]]
     person_pronouns: frozenset[str]
     ing_nouns: frozenset[str]
+    thing_verbs: frozenset[str] = frozenset()
 
     def is_action_word(self, token: str) -> bool:
         """A verb in -ing ("waving"), not a noun that ends like one ("morning", "building")."""
@@ -166,6 +167,7 @@ class NormalizeVocab:
             views={view: _phrases(words) for view, words in data.get("views", {}).items()},
             person_pronouns=frozenset(data.get("person_pronouns", [])),
             ing_nouns=frozenset(data.get("ing_nouns", [])),
+            thing_verbs=frozenset(data.get("thing_verbs", [])),
         )
 
 

@@ -73,6 +73,13 @@ MAX_TOP_K = 100
 # subject); the threshold itself is unchanged.
 SHORT_QUERY_WORDS = 3
 SHORT_PROMPT_WORDS = 5  # the shortest prompt with no person in benchmarks/data/no_person.jsonl has 6
+# Runner-up margin. A match within UNCERTAIN_BAND of the threshold whose action's best score is
+# less than UNCERTAIN_MARGIN above (or below) another action's best is flagged `uncertain`.
+# Calibrated on benchmarks/data (creator prompts, pose cases) and the shared dev set with a fresh
+# index: 9 first results flagged, 6 of them wrong, against about 1 in 5 wrong overall; no dev
+# case is flagged. Flagged, not refused: refusing would have cost right answers and a top-3.
+UNCERTAIN_BAND = 0.08
+UNCERTAIN_MARGIN = 0.01
 
 
 class Embedder(Protocol):
@@ -96,6 +103,8 @@ class Retrieval:
         matched: False when no entry reached the threshold; `results` is then empty.
         results: the best match first, the best-scored of them (`ordered`), then by descending
             score; every score >= the threshold.
+        uncertain: the match is weak and another action is as close (`barely_ahead`): the
+            first skeleton is a guess, worth saying so beside it.
     """
 
     query: str
@@ -103,6 +112,7 @@ class Retrieval:
     people: int | None
     matched: bool
     results: list[Hit]
+    uncertain: bool = False
 
     @property
     def best(self) -> Hit | None:
@@ -115,6 +125,7 @@ class Retrieval:
             "canonical": self.canonical,
             "people": self.people,
             "matched": self.matched,
+            "uncertain": self.uncertain,
             "results": [hit.to_json() for hit in self.results],
         }
 
@@ -212,12 +223,15 @@ class PoseRetriever:
         filter_people = int(people) if people is not None else count_people(named)
         view = requested_view(named)
         threshold = self.threshold_for(named, canonical) if people is None else self.threshold  # the caller has subjects to pose
-        hits = self._ranked(self.index.search(vector, self._pool(top_k), people=filter_people), view, threshold)
+        pool = self.index.search(vector, self._pool(top_k), people=filter_people)
+        hits = self._ranked(pool, view, threshold)
         if not hits and people is None and filter_people is not None:
             filter_people = None  # the inferred count may be wrong; the threshold still guards
-            hits = self._ranked(self.index.search(vector, self._pool(top_k), people=None), view, threshold)
+            pool = self.index.search(vector, self._pool(top_k), people=None)
+            hits = self._ranked(pool, view, threshold)
         chosen = ordered(hits, top_k, self.diversify)
-        return Retrieval(prompt, canonical, filter_people, bool(chosen), chosen)
+        uncertain = bool(chosen) and barely_ahead(pool, chosen[0].entry.action, threshold)
+        return Retrieval(prompt, canonical, filter_people, bool(chosen), chosen, uncertain)
 
     def embed(self, canonical: str) -> np.ndarray:
         """The query vector of a canonical query, from the cache when it was asked before."""
@@ -251,6 +265,14 @@ class PoseRetriever:
         if self.rerank:
             hits = reranked(hits, view, self.vote, threshold)
         return [h for h in hits if h.score >= threshold]
+
+
+def barely_ahead(pool: list[Hit], action: str, threshold: float) -> bool:
+    """Is `action`'s best score in the pool both low (under threshold + UNCERTAIN_BAND) and less
+    than UNCERTAIN_MARGIN above the best score of any other action?"""
+    own = max((h.score for h in pool if h.entry.action == action), default=0.0)
+    other = max((h.score for h in pool if h.entry.action != action), default=0.0)
+    return own < threshold + UNCERTAIN_BAND and own - other < UNCERTAIN_MARGIN
 
 
 def with_subject(prompt: str, canonical: str) -> str:

@@ -315,3 +315,30 @@ def test_count_people_reads_tags_and_dataset_labels(prompt, people):
 )
 def test_rules_score_the_pose_clauses_of_tags_labels_and_gallery_prompts(rules, prompt, canonical):
     assert rules.normalize(prompt) == canonical
+
+
+@pytest.mark.parametrize(("prompt", "evidence"), [
+    ("an acoustic guitar resting on a chair", 0),  # a thing at rest: nobody to pose (issue 14)
+    ("a bicycle leaning against a brick wall", 0),
+    ("a janitor sweeping the floor with a broom", 2),  # a person noun
+    ("a striker kicking the ball", 2),
+    ("sitting down", 1),  # a label: no subject named, the action stands for someone
+    ("a deep squat with a barbell", 1),  # a pose word
+    ("a red sports car drifting on a wet race track", 1),  # a verb only people and cars do: kept
+    ("a woman resting on a chair", 2),
+])
+def test_person_evidence_of_a_prompt_whose_subject_is_a_thing(prompt, evidence):
+    from pose_db.prompt.people_count import person_evidence
+
+    assert person_evidence(prompt) == evidence
+
+
+@pytest.mark.parametrize(("prompt", "people"), [
+    ("a hand on the wall over someone", 2),  # a label with no subject: the one doing it and someone
+    ("hugging someone", 2),
+    ("someone waving", 1),
+    ("a photo of someone dancing", 1),
+    ("waiting for someone", 1),
+])
+def test_someone_as_the_object_of_a_label_is_the_second_person(prompt, people):
+    assert count_people(prompt) == people

@@ -54,7 +54,8 @@ def test_batch_answers_every_line_in_order(tmp_path, retriever):
     records = [json.loads(l) for l in answer(["--batch", str(batch), "--top-k", "2", "--json"], retriever).splitlines()]
     assert [r["query"] for r in records] == [p["prompt"] for p in prompts]
     assert records[0]["results"][0]["action"] == "handshake"
-    assert records[1] == {"query": prompts[1]["prompt"], "canonical": records[1]["canonical"], "people": None, "matched": False, "results": []}
+    assert records[1] == {"query": prompts[1]["prompt"], "canonical": records[1]["canonical"], "people": None, "matched": False,
+                          "uncertain": False, "results": []}
     assert all(len(read_openpose(r["pose"]).people) == 3 for r in records[2]["results"])
 
 

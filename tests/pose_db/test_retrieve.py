@@ -279,3 +279,19 @@ def test_the_query_cache_holds_under_concurrent_retrievals(index, embedder):
         results = list(pool.map(lambda p: retriever.retrieve(p, people=1), prompts))
     assert all(r.matched and r.best.entry.action == "wave" for r in results)
     assert len(retriever._cache) <= 2
+
+
+def test_a_weak_match_barely_ahead_of_another_action_is_flagged_uncertain():
+    from pose_db.retrieval.retriever import barely_ahead
+
+    close = [make_hit("a-0", 0.60, "lifting_box_floor", "front"), make_hit("k-0", 0.595, "kneel_one_knee", "side")]
+    assert barely_ahead(close, "lifting_box_floor", 0.55)  # low, and another action as close
+    assert not barely_ahead(close, "lifting_box_floor", 0.50)  # the same scores well above the threshold
+    clear = [make_hit("a-0", 0.60, "wave", "front"), make_hit("k-0", 0.52, "point", "side")]
+    assert not barely_ahead(clear, "wave", 0.55)  # a clear margin
+    assert not barely_ahead(close[:1], "lifting_box_floor", 0.55)  # no other action at all
+
+
+def test_retrieval_says_whether_it_is_uncertain(retriever):
+    r = retriever.retrieve("a woman waving hello")
+    assert r.matched and r.uncertain is False and r.to_json()["uncertain"] is False
