@@ -16,9 +16,10 @@ Two ways a correct 3D pose becomes an unreadable pose map:
   every pose lies nearly across the view).
 - **Merged silhouettes** (``silhouette_overlap``): two people's trunks and legs drawn over each
   other (a hug seen from the side, a massage from the front) read as one tangle. Each person's
-  trunk, legs and neck are drawn as strokes ``STROKE`` x their torso length wide; the overlap of
-  two people is the shared area over the smaller one's. Arms are left out: arms meeting the
-  other person (hugs, handshakes) are the action. Some actions overlap from every side (a hug
+  trunk, legs and neck are drawn as strokes ``STROKE`` x their torso length wide; a person's
+  overlap is the share of their strokes' area that other people's strokes cover. Arms are left out: arms meeting the
+  other person (hugs, handshakes) are the action. A person is measured against everyone else at
+  once, so a huddle of three merges even where each pair only touches. Some actions overlap from every side (a hug
   from behind, a child on a hip): a view is refused only when another view of the same bodies
   overlaps clearly less (``MARGIN``), so those actions keep their most readable views.
 
@@ -26,8 +27,6 @@ Thresholds were set on contact sheets of the library's candidates (benchmarks/li
 """
 
 from __future__ import annotations
-
-from itertools import combinations
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -115,8 +114,9 @@ def pose_lost(carrying: dict[str, bool]) -> list[str]:
     return lost
 
 
-def silhouette_overlap(scene: PoseScene) -> list[tuple[int, int, float]]:
-    """(i, j, overlap) for every pair of people, overlap in [0, 1] as the module describes."""
+def silhouette_overlap(scene: PoseScene) -> list[float]:
+    """Per person, the share of their drawn trunk and legs that lies on the other people's (empty
+    for one person): a trio in a huddle overlaps as a group even where each pair only touches."""
     scale = _GRID / max(scene.width, scene.height)
     size = (max(1, round(scene.width * scale)), max(1, round(scene.height * scale)))
     masks = []
@@ -130,15 +130,17 @@ def silhouette_overlap(scene: PoseScene) -> list[tuple[int, int, float]]:
             if va and vb:
                 draw.line([tuple(pa * scale), tuple(pb * scale)], fill=1, width=width)
         masks.append(np.asarray(image, dtype=bool))
-    pairs = []
-    for i, j in combinations(range(len(masks)), 2):
-        smaller = min(masks[i].sum(), masks[j].sum())
-        pairs.append((i, j, float((masks[i] & masks[j]).sum() / smaller) if smaller else 0.0))
-    return pairs
+    if len(masks) < 2:
+        return []
+    shares = []
+    for i, mask in enumerate(masks):
+        others = np.logical_or.reduce([m for j, m in enumerate(masks) if j != i])
+        shares.append(float((mask & others).sum() / mask.sum()) if mask.sum() else 0.0)
+    return shares
 
 
 def _worst_overlap(scene: PoseScene) -> float:
-    return max((value for _, _, value in silhouette_overlap(scene)), default=0.0)
+    return max(silhouette_overlap(scene), default=0.0)
 
 
 def readability_problems(staged: StagedAction, scene: PoseScene) -> list[str]:
