@@ -45,6 +45,7 @@ class Limits:
     retrieve_top_k: int
     library_page_size: int
     history_length: int
+    max_variations: int
     max_file_size: str
     max_request_size: str
     queue_max_size: int

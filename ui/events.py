@@ -26,7 +26,7 @@ from .assignment import assign, assign_in_order, drop_subject
 from .canvas_fit import canvas_size, fit_note, fit_pose
 from .config import StudioConfig
 from .disconnect import cancel_on_disconnect
-from .generation import Generator, check_recipe, gradio_progress, prepare_request
+from .generation import MAX_SEED, Generator, check_recipe, gradio_progress, prepare_request
 from .panels.assignment import panel_updates
 from .panels.photo import detect_pose
 from .panels.results import add_to_history, gallery_value, load_recipe_file, show_result
@@ -172,7 +172,8 @@ def _wire_generation(studio, generator: Generator, config: StudioConfig) -> None
     s, res, subjects = studio.settings, studio.results, studio.subjects
     prompt = studio.retrieval.prompt
     inputs = {prompt, studio.editor, s.width, s.height, s.steps, s.guidance, s.seed,
-              s.randomise, s.binding, *s.control, res.history, studio.cancel, *subjects.inputs}
+              s.randomise, s.binding, s.variations, *s.control, res.history, studio.cancel,
+              *subjects.inputs}
 
     def validate(values):
         return {prompt: _prompt_verdict(values[prompt])}
@@ -181,10 +182,10 @@ def _wire_generation(studio, generator: Generator, config: StudioConfig) -> None
         # A refused request says why in a toast and leaves the outputs as they were: an error
         # raised from here would cover the whole session gallery with an "Error" badge.
         try:
-            return run_generation(values, client, progress)
+            yield from run_generation(values, client, progress)
         except gr.Error as err:
             gr.Warning(err.message, title="Not generated", duration=15)
-            return (gr.skip(),) * 6
+            yield (gr.skip(),) * 6
 
     def run_generation(values, client, progress):
         images, names = subjects.read(values).slots()
@@ -194,24 +195,52 @@ def _wire_generation(studio, generator: Generator, config: StudioConfig) -> None
         if note:
             pose = fit_pose(pose, values[s.width], values[s.height])
             gr.Info(note)
-        request = prepare_request(
-            prompt=values[prompt], subject_images=images, subject_names=names,
-            pose=pose, width=values[s.width], height=values[s.height],
-            steps=values[s.steps], guidance=values[s.guidance], seed=values[s.seed],
-            randomise=values[s.randomise], binding_strength=values[s.binding], limits=limits,
-            **_control_values(values, s))
-        history = values[res.history]
-        progress(0, desc="Waiting for the engine")
-        try:
-            with cancel_on_disconnect(client, values[studio.cancel]) as cancel:  # a closed tab frees the GPU
-                path, recipe = generator.run(request, gradio_progress(progress), cancel)
-        except GenerationCancelled:
-            gr.Info("Stopped. Nothing was generated.")
-            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), history, request.seed
-        history = add_to_history(history, path, recipe, limits.history_length)
-        caption, recipe_json, download = show_result(history, 0)
-        return (gr.update(value=gallery_value(history), selected_index=0), caption,
-                recipe_json, download, history, request.seed)
+        count = variation_count(values[s.variations], limits)
+
+        def request_for(seed, randomise):
+            return prepare_request(
+                prompt=values[prompt], subject_images=images, subject_names=names,
+                pose=pose, width=values[s.width], height=values[s.height],
+                steps=values[s.steps], guidance=values[s.guidance], seed=seed,
+                randomise=randomise, binding_strength=values[s.binding], limits=limits,
+                **_control_values(values, s))
+
+        # Variations: consecutive seeds from the first (drawn when Randomise is on), each
+        # request built and checked the one way, all of them before the first image starts.
+        first = request_for(values[s.seed], values[s.randomise])
+        requests = [first] + [request_for((first.seed + k) % (MAX_SEED + 1), False)
+                              for k in range(1, count)]
+        history, done = values[res.history], 0
+        for k, request in enumerate(requests):
+            # One image at a time, this event holding the GPU group's one slot throughout:
+            # a batch never runs two generations at once.
+            progress(0, desc="Waiting for the engine" if count == 1 else
+                     f"Image {k + 1} of {count}: waiting for the engine")
+            try:
+                with cancel_on_disconnect(client, values[studio.cancel]) as cancel:  # a closed tab frees the GPU
+                    path, recipe = generator.run(request, variation_progress(progress, k, count),
+                                                 cancel)
+            except GenerationCancelled:
+                gr.Info("Stopped. Nothing was generated." if not done else
+                        f"Stopped after {done} of {count} images.")
+                break
+            except gr.Error as err:
+                if not done:
+                    raise
+                gr.Warning(f"{err.message} ({done} of {count} images were made.)",
+                           title="Variations stopped", duration=15)
+                break
+            history, done = add_to_history(history, path, recipe, limits.history_length), done + 1
+            caption, recipe_json, download = show_result(history, 0)
+            if count > 1:  # the grid, not one image opened large; each shown as it is made
+                caption = (f"Variation {done} of {count} (seeds {first.seed}–"
+                           f"{requests[-1].seed}); click an image for its own recipe.  \n"
+                           + caption)
+            # The seed box keeps the batch's first seed, so Generate can repeat the batch.
+            yield (gr.update(value=gallery_value(history), selected_index=0 if count == 1 else None),
+                   caption, recipe_json, download, history, first.seed)
+        if not done:
+            yield gr.skip(), gr.skip(), gr.skip(), gr.skip(), history, first.seed
 
     clear = res.generate.click(lambda cancel: cancel.clear(), studio.cancel, None, queue=False,
                                **UI_ONLY)
@@ -219,6 +248,29 @@ def _wire_generation(studio, generator: Generator, config: StudioConfig) -> None
                [res.gallery, res.caption, res.recipe, res.download, res.history, s.seed],
                validator=validate, show_progress_on=[res.gallery], **gpu_queue(config), **UI_ONLY)
     res.stop.click(lambda cancel: cancel.set(), studio.cancel, None, queue=False, **UI_ONLY)
+
+
+def variation_count(value, limits) -> int:
+    """The Variations setting as a count, or ``gr.Error`` naming the range."""
+    try:
+        count = float(1 if value is None else value)
+    except (TypeError, ValueError):
+        count = 0.0
+    if not (count.is_integer() and 1 <= count <= limits.max_variations):  # 2.5: refused
+        raise gr.Error(f"Variations must be a whole number from 1 to {limits.max_variations}.")
+    return int(count)
+
+
+def variation_progress(progress, k: int, count: int):
+    """The engine's ``progress(step, total)`` for image ``k`` of ``count``: one bar per image,
+    saying which image it is."""
+    if count == 1:
+        return gradio_progress(progress)
+
+    def report(step: int, total: int) -> None:
+        progress((step, total), desc=f"Image {k + 1} of {count}: denoising {step}/{total}",
+                 unit="steps")
+    return report
 
 
 def _control_values(values: dict, settings) -> dict:

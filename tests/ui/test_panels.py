@@ -139,3 +139,16 @@ def test_replaces_edit_tells_an_edit_from_the_refit_placed_pose():
     assert replaces_edit(on_canvas, None)  # drawn by hand, never retrieved
     edited["people"].append(edited["people"][0])
     assert replaces_edit(edited, placed)
+
+
+def test_variation_count_is_checked():
+    """Variations: the count is checked server-side too (a page edited by hand), with a sentence."""
+    from ui.events import variation_count
+
+    limits = Limits.load()
+    assert variation_count(None, limits) == 1
+    assert variation_count(3.0, limits) == 3
+    assert variation_count(limits.max_variations, limits) == limits.max_variations
+    for bad in (0, limits.max_variations + 1, 2.5, "many", float("nan")):
+        with pytest.raises(gr.Error, match="Variations must be a whole number from 1 to"):
+            variation_count(bad, limits)

@@ -35,7 +35,9 @@ def build_results_panel(engine_ready: bool = True) -> ResultsPanel:
                              elem_id="generate")
         stop = gr.Button("■ Stop", variant="stop", size="lg", scale=1, min_width=90,
                          interactive=engine_ready, elem_id="stop")
-    gallery = gr.Gallery(label="Results (this session)", columns=2, height=380, format="png",
+    # No floating label: it covered the first row of the grid (variations fill several rows).
+    gallery = gr.Gallery(label="Results (this session)", show_label=False, columns=2, height=380,
+                         format="png",
                          object_fit="contain", buttons=["download", "fullscreen"],
                          interactive=False, elem_id="results", preview=False)
     caption = gr.Markdown("", elem_id="result-caption", elem_classes=["panel-hint"])

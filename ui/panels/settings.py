@@ -32,6 +32,7 @@ class SettingsPanel:
     control_end: gr.Slider
     has_control: bool = False  # a ControlNet is loaded: the three sliders above are shown and sent
     lock: gr.Checkbox | None = None  # the skeleton canvas takes the output size (ui.canvas_fit)
+    variations: gr.Slider | None = None  # images per Generate, consecutive seeds
 
     @property
     def control(self) -> tuple[gr.Slider, gr.Slider, gr.Slider]:
@@ -69,6 +70,9 @@ def build_settings_panel(presets: Presets, defaults: Defaults,
         dice = gr.Button("New seed", size="sm", scale=0, min_width=84, elem_id="dice")
         randomise = gr.Checkbox(value=True, label="Randomise", elem_id="randomise", scale=2,
                                 min_width=100)
+    variations = gr.Slider(1, limits.max_variations, value=1, step=1, label="Variations",
+                           info="Images per Generate, with seeds seed, seed + 1, … (one at a time "
+                                "on the GPU)", elem_id="variations")
     scale, start, end = control or (0.0, 0.0, 1.0)
     with gr.Accordion("Pose ControlNet", open=False, visible=control is not None, elem_id="controlnet"):
         control_scale = gr.Slider(0.0, 2.0, value=scale, step=0.05, label="ControlNet strength",
@@ -81,7 +85,7 @@ def build_settings_panel(presets: Presets, defaults: Defaults,
                                     elem_id="control-end", min_width=120)
     panel = SettingsPanel(preset, width, height, steps, guidance, seed, randomise, dice, binding,
                           control_scale, control_start, control_end, has_control=control is not None,
-                          lock=lock)
+                          lock=lock, variations=variations)
     _wire(panel, presets)
     return panel
 
