@@ -111,3 +111,25 @@ def test_variations_make_n_images_with_consecutive_seeds(chromium, recorded, sho
         first.context.close()
         second.context.close()
 
+
+
+def test_stop_keeps_the_variations_already_made(chromium, recorded):
+    """Stop during a batch ends it after the current image; the images made stay, and the
+    toast says how many."""
+    engine, _, url = recorded
+    page = open_editor(chromium, url, width=1440, height=900)
+    try:
+        set_up(page, "a person waving hello in a park", 7, 8)
+        engine.seeds.clear()
+        page.click("#generate")
+        page.wait_for_selector("#results .thumbnail-item", timeout=TIMEOUT_MS)
+        page.click("#stop")
+        page.wait_for_function("document.body.innerText.includes('Stopped after')",
+                               timeout=TIMEOUT_MS)
+        page.wait_for_timeout(500)
+        made = page.locator("#results .thumbnail-item").count()
+        assert 1 <= made < 8, made
+        assert f"Stopped after {made} of 8 images" in page.inner_text("body")
+        assert engine.seeds == list(range(7, 7 + len(engine.seeds))) and len(engine.seeds) < 8
+    finally:
+        page.context.close()
