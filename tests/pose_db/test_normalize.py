@@ -209,6 +209,16 @@ def test_llm_prompt_carries_the_papers_instruction():
     assert [m["role"] for m in chat[1:-1]] == ["user", "assistant"] * ((len(chat) - 2) // 2)
 
 
+def test_the_llm_few_shot_answers_pass_its_own_validation():
+    from pose_db.prompt.llm import _instruction
+
+    llm = LLMNormalizer()
+    examples = _instruction()["examples"]
+    assert len(examples) >= 4
+    for example in examples:  # an example the validator would refuse teaches an unusable answer
+        assert llm.accepts(example["prompt"], example["canonical"]), example
+
+
 @pytest.mark.parametrize(
     ("answer", "ok"),
     [
