@@ -9,53 +9,18 @@ step time, so a loaded machine slows both sides alike.
 
 from __future__ import annotations
 
-import json
 import time
-import uuid
-
-import httpx
 
 from tests.helpers.gradio_http import GOOD_GENERATE as GOOD
-from tests.helpers.gradio_http import call
+from tests.helpers.gradio_http import call, fn_index, start_and_drop
 
 LONG_STEPS, LONG_SIDE = 60, 1024  # the most steps presets.yaml allows; 0.2-0.8 s a step on 2 CPUs
+LONG = [*GOOD[:4], LONG_SIDE, LONG_SIDE, LONG_STEPS, *GOOD[7:]]  # user A's /generate
 
 
-def _fn_index(demo, api_name: str) -> int:
-    return next(i for i, fn in demo.fns.items() if fn.api_name == api_name)
-
-
-def start_and_drop(demo, url: str, steps_seen: int = 5) -> tuple[int, float]:
-    """Start A's long job, read progress up to step ``steps_seen``, close the connection.
-    Returns (the step A had reached, seconds per step measured from A's progress)."""
-    session = uuid.uuid4().hex
-    data = list(GOOD)
-    data[4:7] = [LONG_SIDE, LONG_SIDE, LONG_STEPS]
-    joined = httpx.post(f"{url}gradio_api/queue/join", timeout=60,
-                        json={"data": data, "fn_index": _fn_index(demo, "generate"),
-                              "session_hash": session, "event_data": None, "trigger_id": None})
-    joined.raise_for_status()
-    seen: dict[int, float] = {}
-    with httpx.Client(timeout=120) as http, \
-            http.stream("GET", f"{url}gradio_api/queue/data", params={"session_hash": session}) as stream:
-        for line in stream.iter_lines():
-            if not line.startswith("data:"):
-                continue
-            message = json.loads(line.removeprefix("data:"))
-            assert message.get("msg") != "process_completed", f"A ended before it was dropped: {message}"
-            for unit in (message.get("progress_data") or []) if message.get("msg") == "progress" else []:
-                if unit.get("index") is not None:
-                    seen.setdefault(int(unit["index"]), time.perf_counter())
-            if len(seen) >= 2 and max(seen) >= steps_seen:
-                break
-    # Leaving both blocks closed A's only connection: A is gone, mid-job.
-    first, last = min(seen), max(seen)
-    return last, (seen[last] - seen[first]) / (last - first)
-
-
-def test_a_dropped_client_frees_the_engine_for_the_next_user(studio):
-    demo, url = studio
-    reached, step_s = start_and_drop(demo, url)
+def test_a_dropped_client_frees_the_engine_for_the_next_user(studio_url):
+    url = studio_url
+    reached, step_s = start_and_drop(url, fn_index(url, "generate"), LONG)
     dropped = time.perf_counter()
     left_of_a = (LONG_STEPS - reached) * step_s  # what B would wait without cancel-on-disconnect
     event, payload = call(url, "generate", GOOD)  # user B: one step, 64 x 64
