@@ -1,14 +1,18 @@
 """50 users retrieving at once against a real launched studio (issue 15, target: p50 <= 1.5 s, 0 errors).
 
-    python benchmarks/retrieval_load.py [--index DIR] [--users 50] [--rounds 3]
+    python benchmarks/retrieval_load.py [--index DIR] [--users 50] [--rounds 3] [--torch-threads N]
 
 Starts ``python app.py --engine none --index DIR`` on a free port (without --index it first
 builds a small index from the library into a temporary folder). In each round every user's
 ``/retrieve`` call is released at the same instant (asyncio + httpx through Gradio's REST API,
 so the load generator stays light on a 2-core machine) and timed end to end. Prompts differ
 per user (no cache hits across users). Prints per-round and overall p50/p90/max latency, the
-error count, and one JSON line with the totals. Run it on a quiet machine: other processes on
-the same cores inflate every figure.
+error count, and one JSON line with the totals (with the load average before and after). Run
+it on a quiet machine: other processes on the same cores inflate every figure, and torch's
+intra-op threads most of all. Measured on this 2-core machine at load average ~11, embedding one
+query took 480-670 ms with torch's default 2 threads and 43-70 ms with 1 (a batch of 50: 1.7-1.8 s
+against 0.33-0.40 s), so ``--torch-threads 1`` (``OMP_NUM_THREADS=1`` for the studio) is worth
+comparing with the default.
 """
 
 from __future__ import annotations
@@ -99,7 +103,10 @@ def main() -> int:
     parser.add_argument("--index", type=Path, default=None, help="a built pose index (default: build a small one)")
     parser.add_argument("--users", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--torch-threads", type=int, default=None,
+                        help="intra-op threads of the studio's torch (OMP_NUM_THREADS); default: torch's own")
     args = parser.parse_args()
+    load_before = os.getloadavg()[0]
     from gradio_client import Client
 
     with tempfile.TemporaryDirectory(prefix="astra-load-") as tmp:
@@ -110,6 +117,8 @@ def main() -> int:
             build_small_index(index)
         port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("ASTRA_")} | {"GRADIO_ANALYTICS_ENABLED": "False"}
+        if args.torch_threads:
+            env["OMP_NUM_THREADS"] = str(args.torch_threads)
         log = open(Path(tmp) / "studio.log", "wb")
         studio = subprocess.Popen([sys.executable, "app.py", "--engine", "none", "--index", str(index), "--host",
                                    "127.0.0.1", "--port", str(port)], cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
@@ -140,7 +149,9 @@ def main() -> int:
                        "p50_s": round(statistics.median(everything), 3) if everything else None,
                        "p90_s": round(everything[int(0.9 * (len(everything) - 1))], 3) if everything else None,
                        "max_s": round(everything[-1], 3) if everything else None,
-                       "single_p50_s": round(statistics.median(single), 3), "cpus": os.cpu_count()}
+                       "single_p50_s": round(statistics.median(single), 3), "cpus": os.cpu_count(),
+                       "torch_threads": args.torch_threads, "load_before": round(load_before, 2),
+                       "load_after": round(os.getloadavg()[0], 2)}
             if errors:
                 print("errors:", errors[:5], file=sys.stderr)
             print(json.dumps(summary))

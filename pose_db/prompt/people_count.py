@@ -19,7 +19,9 @@ TAG_COUNT = re.compile(r"\b(\d{1,2})\s?(girls?|boys?|others?|women|woman|men|man
 _SOLO = re.compile(r"(?:^|[,(])\s*solo\s*(?:$|[,)])")  # the tag, a clause of its own: not "a solo cup"
 # Action-dataset labels (NTU RGB+D 120, AVA) name the second person as "other person":
 # "pushing other person", "hugging other person", "touch another person's pocket".
-_OTHER_PERSON = re.compile(r"\b(?:(?:the|an)\s+)?other\s+(?:person|people|persons)\b|\banother\s+person\b")
+# AVA writes the person acted on in brackets: "kiss (a person)", "lift (a person)", "grab (a person)".
+_OTHER_PERSON = re.compile(r"\b(?:(?:the|an)\s+)?other\s+(?:person|people|persons)\b|\banother\s+person\b"
+                           r"|\(\s*a\s+person\s*\)")
 
 
 def tag_count(prompt: str) -> int | None:

@@ -349,6 +349,8 @@ def test_person_evidence_of_a_prompt_whose_subject_is_a_thing(prompt, evidence):
     ("someone waving", 1),
     ("a photo of someone dancing", 1),
     ("waiting for someone", 1),
+    ("kiss (a person)", 2),  # AVA's label convention: the person acted on, in brackets
+    ("lift (a person)", 2),
 ])
 def test_someone_as_the_object_of_a_label_is_the_second_person(prompt, people):
     assert count_people(prompt) == people
