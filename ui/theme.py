@@ -26,7 +26,11 @@ def css_paths() -> list[Path]:
 
 HEAD = ('<meta name="viewport" content="width=device-width, initial-scale=1">'
         '<meta name="description" content="ASTRA Studio: multi-subject, pose-controlled '
-        'image generation">')
+        'image generation">'
+        # The page's footer sits outside the app, where studio.css does not reach: on phones
+        # it needs room to scroll clear of the fixed Generate bar (studio.css, same width).
+        '<style>@media (max-width: 640px) { footer '
+        '{ margin-bottom: 76px !important; } }</style>')
 
 
 def launch_options(max_file_size: str, max_request_size: str | None = None) -> dict:

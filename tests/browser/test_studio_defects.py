@@ -483,6 +483,14 @@ def test_layout_on_a_phone(chromium, studio_url, shots):
         page.touchscreen.tap(x, y + 16)
         wait_text(page, "#pose-editor .pe-status", "ankle")
         page.screenshot(path=str(shots / "defect7_phone_editor.png"), full_page=False)
+        # At the very bottom the bar covers nothing: the page scrolls past it.
+        page.evaluate("window.scrollTo(0, document.documentElement.scrollHeight)")
+        page.wait_for_timeout(300)
+        last = page.evaluate("Math.max(...Array.from(document.querySelectorAll("
+                             "'footer, #variations, #randomise')).map(e => "
+                             "e.getBoundingClientRect().bottom))")
+        assert last <= box_of(page, ".generate-row")[1] + 1, last
+        page.screenshot(path=str(shots / "defect7_phone_bottom.png"), full_page=False)
         assert not page.errors, page.errors
     finally:
         page.context.close()
