@@ -25,8 +25,13 @@ def number(value, name: str, *, whole: bool = False) -> int | float | None:
             value = float(value.strip())
         except ValueError:
             raise gr.Error(f"{name} must be a number, not the text {value[:40]!r}.") from None
-    if isinstance(value, int):  # exact, however large: the range checks name the limit
-        return value
+    if isinstance(value, int):
+        if whole:  # exact, however large: the range checks name the limit
+            return value
+        try:
+            return float(value)
+        except OverflowError:
+            raise gr.Error(f"{name} must be a finite number, not one with {len(str(value))} digits.") from None
     if not math.isfinite(value):
         raise gr.Error(f"{name} must be a finite number, not {value}.")
     if whole:

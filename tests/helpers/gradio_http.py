@@ -94,6 +94,7 @@ BAD_INPUTS = [
     ("generate", with_value(8, 2**64), "Seed must be between 0 and 2147483647"),
     ("generate", with_value(9, [1]), "Binding strength must be a number, not a list"),
     ("generate", with_value(10, "abc"), "Controlnet conditioning scale must be a number"),
+    ("generate", with_value(7, 10**400), "Guidance must be a finite number"),
     ("generate", with_value(3, "[" * 100_000 + "]" * 100_000), "nested too deeply"),
 ]
 

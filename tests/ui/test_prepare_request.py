@@ -126,6 +126,8 @@ def test_no_subjects_and_empty_canvas_mean_text_only():
     (dict(seed=2**64), f"Seed must be between 0 and {MAX_SEED}"),
     (dict(width=2**70), "Width must be between"),
     (dict(controlnet_conditioning_scale=float("nan")), "Controlnet conditioning scale must be a finite"),
+    (dict(control_guidance_end=10**400), "Control guidance end must be a finite number, not one with 401 digits"),
+    (dict(guidance=10**400), "Guidance must be a finite number"),
     (dict(prompt=5), "The prompt must be text"),
     (dict(prompt={"a": 1}), "The prompt must be text"),
     (dict(subject_names=5), "Subject names must be text"),
