@@ -227,9 +227,13 @@ def page_event(url: str, name: str, replace: dict, timeout: float = 120) -> tupl
         props = components[cid].get("props", {})
         data.append(replace.get(props.get("elem_id"), props.get("value")))
     session = uuid.uuid4().hex
-    httpx.post(f"{url}gradio_api/queue/join", timeout=60,
-               json={"data": data, "fn_index": dependency["id"], "session_hash": session,
-                     "event_data": None, "trigger_id": None}).raise_for_status()
+    joined = httpx.post(f"{url}gradio_api/queue/join", timeout=60,
+                        json={"data": data, "fn_index": dependency["id"], "session_hash": session,
+                              "event_data": None, "trigger_id": None})
+    if joined.status_code != 200:  # refused before queueing (the event's validator)
+        body = joined.json() if joined.headers.get("content-type", "").startswith("application/json") else {}
+        detail = body.get("detail", body) if isinstance(body, dict) else body
+        return False, detail if isinstance(detail, dict) else {"error": str(detail or joined.text)[:300]}
     with httpx.Client(timeout=timeout) as http, \
             http.stream("GET", f"{url}gradio_api/queue/data", params={"session_hash": session}) as stream:
         for line in stream.iter_lines():
@@ -456,6 +460,21 @@ def item_9_restore(url: str, what: str, words: str, **changes) -> tuple[str, str
     return "crashed", f"not the app's sentence: {str(output)[:200]}"
 
 
+def item_8_page_generate(url: str, value) -> tuple[str, str]:
+    """The page's own Generate (a private event, reachable over /queue/join) with a bad number."""
+    import httpx
+
+    config = httpx.get(f"{url}config", timeout=60).json()
+    name = next(d["api_name"] for d in config["dependencies"]
+                if str(d.get("api_name", "")).startswith("generate_"))  # the API's is "generate"
+    ok, output = page_event(url, name, {"prompt": "a man waves", "width": value, "steps": 1})
+    if ok:
+        return "wrong", f"generated with width {value!r}"
+    if is_app_sentence(output):
+        return "handled", output["error"]
+    return "crashed", f"not the app's sentence: {str(output)[:200]}"
+
+
 def item_9_read_recipe(url: str, what: str, words: str, **changes) -> tuple[str, str]:
     return http_refused(url, "read_recipe", [upload(url, f"{what}.png", recipe_png(**changes))], words)
 
@@ -574,6 +593,7 @@ def run(attack: Attack, work: Path) -> None:
         for n, (api, data, words) in enumerate(BAD_INPUTS):
             shown = json.dumps(data, allow_nan=True)[:60]
             attack.case(8, f"/{api} {n}: {shown}", http_refused, url, api, data, words)
+        attack.case(8, "the page's own Generate, width 'abc'", item_8_page_generate, url, "abc")
         attack.case(9, "restore width 1e9", item_9_restore, url, "wide", "not restored: Width", width=10**9)
         attack.case(9, "restore steps 1e6", item_9_restore, url, "steps", "not restored: Steps",
                     num_inference_steps=10**6)
