@@ -115,18 +115,18 @@ def _wire_retrieval(studio, retriever, config: StudioConfig) -> None:
 
     def pick(scenes, count, pose, placed, width, height, locked, evt: gr.SelectData):
         if not scenes or evt.index is None or not 0 <= evt.index < len(scenes):
-            return gr.skip(), gr.skip()
-        if replaces_edit(pose, placed):
-            gr.Info(REPLACED_EDIT, duration=12)
+            return gr.skip(), gr.skip(), gr.skip()
         chosen = placed_pose(scenes[evt.index], count, width, height, locked)
-        return chosen, chosen
+        # Unqueued, so the pick lands before the next edit (a queued answer could arrive after
+        # one and undo it); the "replaced" notice therefore goes to the status line, not a toast.
+        notice = f"**{REPLACED_EDIT}**" if replaces_edit(pose, placed) else gr.skip()
+        return chosen, chosen, notice
 
-    # Queued (no limit, not the GPU's): only a queued event can show the "replaced" notice.
     # The library browser's gallery fills its scenes as this one does: one pick serves both.
     library = studio.library
     for gallery, scenes in [(r.gallery, r.scenes)] + ([(library.gallery, library.scenes)] if library else []):
         gallery.select(pick, [scenes, subjects.count, studio.editor, r.placed, *shape],
-                       [studio.editor, r.placed], concurrency_limit=None, **UI_ONLY)
+                       [studio.editor, r.placed, r.status], queue=False, **UI_ONLY)
 
 
 def _wire_assignment(studio) -> None:

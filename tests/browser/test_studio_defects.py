@@ -360,10 +360,17 @@ def test_a_retrieve_over_an_edit_says_undo_brings_it_back(page, shots):
     page.wait_for_function(f"{EDITOR}.getValue().people.length === 1", timeout=TIMEOUT_MS)
     wait_text(page, "body", "Replaced your edited pose")
     assert "Undo" in toasts(page)
+    page.wait_for_timeout(600)  # the toast fades in
     page.screenshot(path=str(shots / "defect6_replaced_notice.png"), full_page=False)
     # One Undo brings the edit back (the refit to the output size is not a second step).
     page.evaluate(f"{EDITOR}.undo()")
     page.wait_for_timeout(500)
+    assert keypoints(page) == edited
+    # Picking a thumbnail over the (restored) edit says so on the status line.
+    page.locator("#retrieved .thumbnail-item").nth(1).click()
+    wait_text(page, STATUS, "Replaced your edited pose")
+    page.evaluate(f"{EDITOR}.undo()")
+    page.wait_for_timeout(300)
     assert keypoints(page) == edited
     assert not page.errors, page.errors
 
