@@ -64,6 +64,10 @@ DEFAULT_THRESHOLD = 0.55  # the paper's gate (sigma_s), tuned there on a validat
 # both no preference and choosing the least foreshortened skeleton.
 DEFAULT_VIEW_TIER = {"front": 0, "three_quarter": 0, "side": 1, "high_angle": 1, "low_angle": 1, "back": 2}
 VIEW_BONUS = 0.02  # per tier, in the ranking key of the results after the first
+# The views next to each one around the body: the fallback when an action's preferred view is
+# not among the candidates (side -> three-quarter, as the stride still shows there).
+NEIGHBOUR_VIEWS = {"front": ("three_quarter", "high_angle", "low_angle"), "three_quarter": ("front", "side"),
+                   "side": ("three_quarter",), "back": ("side",), "high_angle": ("front",), "low_angle": ("front",)}
 MAX_TOP_K = 100
 # Short queries. A dataset label or a pose-pack name ("crawl", "drink water", "touch chest")
 # names no subject, while every library sentence does, so its cosine to the right entry is
@@ -302,12 +306,15 @@ _FUNCTION_WORDS = frozenset("a an the of or and to with in on at by for some his
 
 
 def view_tier(view: str, asked: str | None, preferred: str = "") -> int:
-    """0 for the most preferred view, higher for worse ones: the view asked for, else the
-    action's preferred view and then DEFAULT_VIEW_TIER one tier down, else DEFAULT_VIEW_TIER."""
+    """0 for the most preferred view, higher for worse ones: the view asked for; else the
+    action's preferred view, then its neighbours (NEIGHBOUR_VIEWS: a stride hidden from the front
+    still shows at three-quarter), then DEFAULT_VIEW_TIER two tiers down; else DEFAULT_VIEW_TIER."""
     if asked:
         return 0 if view == asked else 1
     if preferred:
-        return 0 if view == preferred else 1 + DEFAULT_VIEW_TIER.get(view, 1)
+        if view == preferred:
+            return 0
+        return 1 if view in NEIGHBOUR_VIEWS.get(preferred, ()) else 2 + DEFAULT_VIEW_TIER.get(view, 1)
     return DEFAULT_VIEW_TIER.get(view, 1)
 
 

@@ -206,7 +206,8 @@ def test_prompts_naming_nobody_must_clear_a_higher_gate(index, embedder):
 
 
 def test_an_actions_preferred_view_comes_first_unless_a_view_is_asked():
-    assert view_tier("side", None, "side") < view_tier("front", None, "side") < view_tier("back", None, "side")
+    assert view_tier("side", None, "side") < view_tier("three_quarter", None, "side") < view_tier("front", None, "side")
+    assert view_tier("front", None, "side") <= view_tier("back", None, "side")
     assert view_tier("front", None, "") < view_tier("side", None, "")  # no preference: the plain views
     assert view_tier("front", "front", "side") == 0  # the view asked for still wins
     hits = [make_hit("r-0", 0.80, "running", "front", preferred_view="side"),
@@ -237,6 +238,9 @@ def test_the_first_result_is_the_best_scored_one_shown():
                make_hit("r-2", 0.72, "running", "three_quarter", preferred_view="side")]
     shown = ordered(reranked(running), 8)
     assert [h.entry.id for h in shown] == ["r-1", "r-2"]  # side first; the front copy above it is left out
+    no_side = [make_hit("b-0", 0.68, "walking_briskly", "front", preferred_view="side"),
+               make_hit("b-1", 0.65, "walking_briskly", "three_quarter", preferred_view="side")]
+    assert reranked(no_side)[0].entry.id == "b-1"  # no side view among the candidates: the nearest view
     assert ordered([], 3) == [] and len(ordered(reranked(hits), 2)) == 2
 
 
