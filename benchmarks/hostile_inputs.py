@@ -42,7 +42,6 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 import warnings
 from collections import Counter
 from dataclasses import asdict, dataclass
@@ -51,7 +50,16 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.helpers.gradio_http import BAD_INPUTS, GOOD_GENERATE, call, fn_index, is_app_sentence, start_and_drop  # noqa: E402 - after the path
+from tests.helpers.gradio_http import (  # noqa: E402 - after the path
+    BAD_INPUTS,
+    GOOD_GENERATE,
+    call,
+    fn_index,
+    is_app_sentence,
+    is_sentence,
+    page_event,
+    start_and_drop,
+)
 
 VERDICTS = ("handled", "crashed", "hung", "wrong", "lost", "skipped")
 HANDSHAKE = "two friends shaking hands"
@@ -211,37 +219,6 @@ def upload(url: str, name: str, data: bytes) -> dict:
                         timeout=60)
     answer.raise_for_status()
     return {"path": answer.json()[0], "orig_name": name, "meta": {"_type": "gradio.FileData"}}
-
-
-def page_event(url: str, name: str, replace: dict, timeout: float = 120) -> tuple[bool, object]:
-    """Run one of the page's own (private) events over the queue, as the browser does: every
-    input takes its value on a fresh page, except those in ``replace`` (elem_id -> value).
-    Returns (success, output)."""
-    import httpx
-
-    config = httpx.get(f"{url}config", timeout=60).json()
-    dependency = next(d for d in config["dependencies"] if d.get("api_name") == name)
-    components = {c["id"]: c for c in config["components"]}
-    data = []
-    for cid in dependency["inputs"]:
-        props = components[cid].get("props", {})
-        data.append(replace.get(props.get("elem_id"), props.get("value")))
-    session = uuid.uuid4().hex
-    joined = httpx.post(f"{url}gradio_api/queue/join", timeout=60,
-                        json={"data": data, "fn_index": dependency["id"], "session_hash": session,
-                              "event_data": None, "trigger_id": None})
-    if joined.status_code != 200:  # refused before queueing (the event's validator)
-        body = joined.json() if joined.headers.get("content-type", "").startswith("application/json") else {}
-        detail = body.get("detail", body) if isinstance(body, dict) else body
-        return False, detail if isinstance(detail, dict) else {"error": str(detail or joined.text)[:300]}
-    with httpx.Client(timeout=timeout) as http, \
-            http.stream("GET", f"{url}gradio_api/queue/data", params={"session_hash": session}) as stream:
-        for line in stream.iter_lines():
-            if line.startswith("data:"):
-                message = json.loads(line.removeprefix("data:"))
-                if message.get("msg") == "process_completed":
-                    return bool(message.get("success")), message.get("output")
-    raise TimeoutError("the page event never completed")
 
 
 def recipe_png(**changes) -> bytes:
@@ -470,7 +447,8 @@ def item_8_page_generate(url: str, value) -> tuple[str, str]:
     ok, output = page_event(url, name, {"prompt": "a man waves", "width": value, "steps": 1})
     if ok:
         return "wrong", f"generated with width {value!r}"
-    if is_app_sentence(output):
+    # refused by the event's validator before queueing: a bare HTTP 400 whose detail is the sentence
+    if is_app_sentence(output) or (isinstance(output, dict) and is_sentence(output.get("error"))):
         return "handled", output["error"]
     return "crashed", f"not the app's sentence: {str(output)[:200]}"
 

@@ -2,8 +2,11 @@
 
 The API's number fields are ``gr.Number(precision=None)`` without bounds, whose preprocessing
 passes the value through untouched, so "abc", NaN, Infinity or 2**64 reach this check instead of
-failing inside Gradio with "Could not preprocess input component …". Every refusal is a
-``gr.Error`` sentence naming the field and what to send.
+failing inside Gradio with "Could not preprocess input component …". The page's own sliders and
+number fields are ``Slider``/``Number`` below: their preprocessing reads the value here first (a
+client can post to the page's events as well as to the API). Every refusal is a ``gr.Error``
+sentence naming the field and what to send; Gradio passes a ``gr.Error`` raised while
+preprocessing through as it is.
 """
 
 from __future__ import annotations
@@ -43,3 +46,49 @@ def number(value, name: str, *, whole: bool = False) -> int | float | None:
 
 def _kind(value) -> str:
     return {bool: "true/false", dict: "a JSON object", list: "a list"}.get(type(value), type(value).__name__)
+
+
+class InputError(gr.Error):
+    """A ``gr.Error`` that prints as its sentence. Gradio shows an event validator's failure as
+    ``str(error)``, which for a plain ``gr.Error`` is the sentence in quotes."""
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def _checked(component, payload):
+    """``payload`` read by ``number`` and kept within the component's ends, or ``InputError``."""
+    name = component.label or "This field"
+    try:
+        value = number(payload, name, whole=getattr(component, "precision", None) == 0)
+    except gr.Error as error:
+        raise InputError(error.message) from None
+    if value is None:
+        return None
+    low, high = component.minimum, component.maximum
+    if (low is not None and value < low) or (high is not None and value > high):
+        raise InputError(f"{name} must be between {low:g} and {high:g}, not {value:g}.")
+    return value
+
+
+class Slider(gr.Slider):
+    """``gr.Slider`` (drawn by the stock front end) whose server side refuses what is not a number
+    within its ends with a sentence."""
+
+    is_template = True  # the front end draws it as the slider it extends
+
+    def preprocess(self, payload):
+        value = _checked(self, payload)
+        if value is None:
+            raise InputError(f"{self.label or 'This slider'} needs a number.")
+        return super().preprocess(value)
+
+
+class Number(gr.Number):
+    """``gr.Number`` whose server side refuses what is not a number within its ends with a sentence."""
+
+    is_template = True
+
+    def preprocess(self, payload):
+        value = _checked(self, payload)
+        return None if value is None else super().preprocess(value)

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 
 import httpx
 
@@ -104,6 +105,41 @@ def is_app_sentence(payload) -> bool:
     raw exceptions and Gradio's preprocess errors do not)."""
     if not isinstance(payload, dict) or payload.get("title") != "Error":
         return False
-    message = str(payload.get("error") or "")
+    return is_sentence(payload.get("error"))
+
+
+def is_sentence(message) -> bool:
+    """A message of the app's own: one capitalised sentence, no traceback, no Gradio preprocess
+    error. (An event validator's refusal reaches a raw client as a bare HTTP 400 detail.)"""
+    message = str(message or "")
     return (bool(message) and "Could not preprocess" not in message and "Traceback" not in message
             and message[0].isupper() and message.rstrip().endswith((".", "”")))
+
+
+def page_event(url: str, name: str, replace: dict, timeout: float = 120) -> tuple[bool, object]:
+    """Run one of the page's own (private) events over the queue, as the browser does: every
+    input takes its value on a fresh page, except those in ``replace`` (elem_id -> value).
+    Returns (success, output)."""
+    config = httpx.get(f"{url}config", timeout=60).json()
+    dependency = next(d for d in config["dependencies"] if d.get("api_name") == name)
+    components = {c["id"]: c for c in config["components"]}
+    data = []
+    for cid in dependency["inputs"]:
+        props = components[cid].get("props", {})
+        data.append(replace.get(props.get("elem_id"), props.get("value")))
+    session = uuid.uuid4().hex
+    joined = httpx.post(f"{url}gradio_api/queue/join", timeout=60,
+                        json={"data": data, "fn_index": dependency["id"], "session_hash": session,
+                              "event_data": None, "trigger_id": None})
+    if joined.status_code != 200:  # refused before queueing (the event's validator)
+        body = joined.json() if joined.headers.get("content-type", "").startswith("application/json") else {}
+        detail = body.get("detail", body) if isinstance(body, dict) else body
+        return False, detail if isinstance(detail, dict) else {"error": str(detail or joined.text)[:300]}
+    with httpx.Client(timeout=timeout) as http, \
+            http.stream("GET", f"{url}gradio_api/queue/data", params={"session_hash": session}) as stream:
+        for line in stream.iter_lines():
+            if line.startswith("data:"):
+                message = json.loads(line.removeprefix("data:"))
+                if message.get("msg") == "process_completed":
+                    return bool(message.get("success")), message.get("output")
+    raise TimeoutError("the page event never completed")

@@ -124,3 +124,38 @@ def test_request_bodies_are_still_json(studio_url):
     answer = httpx.post(f"{studio_url}gradio_api/call/retrieve", content=body, timeout=60,
                         headers={"content-type": "application/json"})
     assert answer.status_code == 400 and "error parsing the body" in answer.text
+
+
+def _page_generate(url: str) -> str:
+    config = httpx.get(f"{url}config", timeout=60).json()
+    return next(d["api_name"] for d in config["dependencies"] if str(d.get("api_name", "")).startswith("generate_"))
+
+
+@pytest.mark.parametrize("width, words", [("abc", "Width must be a number, not the text 'abc'."),
+                                          (99_999, "Width must be between"), (None, "Width needs a number.")])
+def test_the_pages_own_generate_reads_its_sliders_itself(studio_url, width, words):
+    """A client posting to the page's (private) Generate event, not the API, gets the sentence too:
+    its sliders read what they are sent instead of failing in Gradio's preprocessing."""
+    from tests.helpers.gradio_http import is_sentence, page_event
+
+    ok, output = page_event(studio_url, _page_generate(studio_url), {"prompt": "a man waves", "width": width,
+                                                                     "steps": 1})
+    assert not ok
+    message = output["error"]
+    assert is_sentence(message) and message.startswith(words), output
+
+
+def test_checked_components_print_their_sentence_unquoted():
+    from ui.inputs import InputError, Number, Slider
+
+    slider = Slider(1, 10, label="Steps")
+    assert slider.preprocess(3) == 3 and slider.get_block_name() == "slider"
+    with pytest.raises(InputError) as refused:
+        slider.preprocess("NaN")
+    assert str(refused.value) == "Steps must be a finite number, not nan."  # no repr quotes
+    seed = Number(label="Seed", precision=0, minimum=0, maximum=100)
+    assert seed.preprocess(None) is None and seed.preprocess(7) == 7 and seed.get_block_name() == "number"
+    with pytest.raises(InputError, match="whole number"):
+        seed.preprocess(2.5)
+    with pytest.raises(InputError, match="between 0 and 100, not 101"):
+        seed.preprocess(101)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import gradio as gr
 
+from .. import inputs
 from ..config import Defaults, Presets
 from ..generation import MAX_SEED
 
@@ -48,40 +49,40 @@ def build_settings_panel(presets: Presets, defaults: Defaults,
     preset = gr.Dropdown(labels + [CUSTOM], value=start.label, label="Size and aspect",
                          elem_id="size-preset")
     with gr.Row():
-        width = gr.Slider(limits.min_side, limits.max_side, value=start.width, step=16,
+        width = inputs.Slider(limits.min_side, limits.max_side, value=start.width, step=16,
                           label="Width", elem_id="width", min_width=120)
-        height = gr.Slider(limits.min_side, limits.max_side, value=start.height, step=16,
+        height = inputs.Slider(limits.min_side, limits.max_side, value=start.height, step=16,
                            label="Height", elem_id="height", min_width=120)
     lock = gr.Checkbox(value=True, label="Lock the canvas to the output size",
                        info="The skeletons are scaled evenly and centred to this shape, "
                             "never squeezed", elem_id="lock-aspect")
     with gr.Row():
-        steps = gr.Slider(1, limits.max_steps, value=defaults.steps, step=1, label="Steps",
+        steps = inputs.Slider(1, limits.max_steps, value=defaults.steps, step=1, label="Steps",
                           elem_id="steps", min_width=120)
-        guidance = gr.Slider(0.0, limits.max_guidance, value=defaults.guidance, step=0.1,
+        guidance = inputs.Slider(0.0, limits.max_guidance, value=defaults.guidance, step=0.1,
                              label="Guidance", elem_id="guidance", min_width=120)
-    binding = gr.Slider(0.0, limits.max_binding_strength, value=defaults.binding_strength,
+    binding = inputs.Slider(0.0, limits.max_binding_strength, value=defaults.binding_strength,
                         step=0.05, label="Binding strength",
                         info="How firmly each subject holds to its skeleton (0 = ignore poses)",
                         elem_id="binding")
     with gr.Row(equal_height=True, elem_classes=["seed-row"]):
-        seed = gr.Number(value=0, label="Seed", precision=0, minimum=0, maximum=MAX_SEED,
+        seed = inputs.Number(value=0, label="Seed", precision=0, minimum=0, maximum=MAX_SEED,
                          elem_id="seed", scale=3, min_width=110)
         dice = gr.Button("New seed", size="sm", scale=0, min_width=84, elem_id="dice")
         randomise = gr.Checkbox(value=True, label="Randomise", elem_id="randomise", scale=2,
                                 min_width=100)
-    variations = gr.Slider(1, limits.max_variations, value=1, step=1, label="Variations",
+    variations = inputs.Slider(1, limits.max_variations, value=1, step=1, label="Variations",
                            info="Images per Generate, with seeds seed, seed + 1, … (one at a time "
                                 "on the GPU)", elem_id="variations")
     scale, start, end = control or (0.0, 0.0, 1.0)
     with gr.Accordion("Pose ControlNet", open=False, visible=control is not None, elem_id="controlnet"):
-        control_scale = gr.Slider(0.0, 2.0, value=scale, step=0.05, label="ControlNet strength",
+        control_scale = inputs.Slider(0.0, 2.0, value=scale, step=0.05, label="ControlNet strength",
                                   info="How strictly the image follows the skeletons (model card default)",
                                   elem_id="control-scale")
         with gr.Row():
-            control_start = gr.Slider(0.0, 1.0, value=start, step=0.05, label="From step (fraction)",
+            control_start = inputs.Slider(0.0, 1.0, value=start, step=0.05, label="From step (fraction)",
                                       elem_id="control-start", min_width=120)
-            control_end = gr.Slider(0.0, 1.0, value=end, step=0.05, label="Until step (fraction)",
+            control_end = inputs.Slider(0.0, 1.0, value=end, step=0.05, label="Until step (fraction)",
                                     elem_id="control-end", min_width=120)
     panel = SettingsPanel(preset, width, height, steps, guidance, seed, randomise, dice, binding,
                           control_scale, control_start, control_end, has_control=control is not None,
