@@ -185,18 +185,26 @@ function duplicatePerson(scene, p) {
   twin.subject = null;
   return twin;
 }
-// A standing person as tall as the people already there (or 70% of the canvas), put where the
-// canvas has the most room: the candidate spot farthest from everyone's centre.
+// A standing person as tall as the people already there (or 70% of the canvas), put in the widest
+// free gap between everyone's boxes; where no gap is wide enough (a crowded canvas) the newcomer
+// is made smaller, down to half that height, before it is allowed to overlap the least.
 function standingPerson(cfg, scene) {
-  const heights = scene.people.map(p => { const b = bbox(p); return b[3] - b[1]; }).filter(v => v > 20);
-  const height = Math.min(scene.h * 0.9, heights.length ? heights.reduce((a, b) => a + b) / heights.length : scene.h * 0.7);
-  const centres = scene.people.map(centre);
-  let cx = scene.w / 2, best = -1;
-  for (let k = 0; k <= 12 && centres.length; k++) {
-    const x = scene.w * (0.15 + 0.7 * k / 12);
-    const room = Math.min(...centres.map(c => Math.abs(c[0] - x)));
-    if (room > best + 1e-6) { best = room; cx = x; }
+  const boxes = scene.people.map(bbox);
+  const heights = boxes.map(b => b[3] - b[1]).filter(v => v > 20);
+  const tall = Math.min(scene.h * 0.9, heights.length ? heights.reduce((a, b) => a + b) / heights.length : scene.h * 0.7);
+  const xs = cfg.template.map(([x]) => x), xmin = Math.min(...xs), xmax = Math.max(...xs);
+  let pick = null;
+  for (const height of [tall, tall * 0.85, tall * 0.7, tall * 0.6, tall * 0.5]) {
+    const margin = Math.max(4, 0.08 * height), lo = margin - xmin * height, hi = scene.w - margin - xmax * height;
+    for (let k = 0; k <= 48; k++) {
+      const cx = lo + (hi - lo) * k / 48, left = cx + xmin * height, right = cx + xmax * height;
+      // the smallest horizontal clearance to anyone (negative: overlapping by that much)
+      const gap = boxes.length ? Math.min(...boxes.map(b => Math.max(b[0] - right, left - b[2]))) : Infinity;
+      if (!pick || gap > pick.gap + 1e-6) pick = { gap, cx, height };
+    }
+    if (pick.gap >= margin) break;
   }
+  const { cx, height } = pick;
   const cy = Math.min(scene.h - height * 0.55, Math.max(height * 0.5, scene.h * 0.52));
   return { kp: cfg.template.map(([x, y]) => [cx + x * height, cy + y * height, true]), subject: null, extras: {} };
 }
