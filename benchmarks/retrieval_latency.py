@@ -2,6 +2,7 @@
 
     python benchmarks/retrieval_latency.py [--quick] [--skip-e2e] [--skip-synthetic]
         [--sizes 100000 1000000] [--chroma-max 100000] [--json OUT.json]
+        [--baseline-retriever OLD/pose_db/retrieval/retriever.py]
 
 1. End to end (rules normaliser + MiniLM embedding + index search + gate + diversify) over 500
    distinct prompts on the real library index ($ASTRA_POSE_INDEX, built when missing), with the
@@ -128,6 +129,41 @@ def bench_end_to_end(n: int) -> dict:
         "index_search_only": search,
         "load_average_after": [round(x, 2) for x in os.getloadavg()],
     }
+
+
+def bench_against(baseline: Path, n: int) -> dict:
+    """Interleaved A/B in one process: the retriever module at `baseline` (e.g. a `git archive` of
+    an older commit's pose_db/retrieval/retriever.py) against this tree's, on the same index and
+    embedder with every cache off, each prompt timed on both in alternating order, so machine
+    load falls on both alike. The baseline module imports this tree's prompt and index code."""
+    import importlib.util
+
+    from pose_db.retrieval.retriever import PoseRetriever
+
+    spec = importlib.util.spec_from_file_location("baseline_retriever", baseline)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    new = PoseRetriever.open()
+    old = module.PoseRetriever(new.index, new.embedder)
+    if getattr(new.embedder, "cache_size", None) is not None:
+        new.embedder.cache_size = 0
+        new.embedder._cache.clear()
+    prompts = query_prompts(n)
+    for p in prompts[:20]:
+        new.retrieve(p), old.retrieve(p)
+    times = {"baseline": [], "this_tree": []}
+    for i, p in enumerate(prompts):
+        pair = (("baseline", old), ("this_tree", new)) if i % 2 else (("this_tree", new), ("baseline", old))
+        for name, retriever in pair:
+            retriever._cache.clear()
+            t = time.perf_counter()
+            retriever.retrieve(p)
+            times[name].append(time.perf_counter() - t)
+    out = {name: percentiles(t) for name, t in times.items()}
+    out["p50_ratio"] = round(out["this_tree"]["p50_ms"] / out["baseline"]["p50_ms"], 3)
+    out["baseline_module"] = str(baseline)
+    return out
 
 
 # -- 2. search only -----------------------------------------------------------------------------
@@ -304,6 +340,8 @@ def main(argv: list[str] | None = None) -> int:
                         choices=["single", "partitioned"], help="Chroma layouts to build and time")
     parser.add_argument("--skip-ivf", action="store_true", help="time Chroma only")
     parser.add_argument("--json", type=Path, help="also write the report here")
+    parser.add_argument("--baseline-retriever", type=Path, metavar="RETRIEVER.py",
+                        help="also time this retriever module against the tree's, interleaved (end to end, caches off)")
     args = parser.parse_args(argv)
     sizes = [10_000] if args.quick else args.sizes
     n_queries = 50 if args.quick else 200
@@ -311,6 +349,9 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_e2e:
         report["end_to_end"] = bench_end_to_end(100 if args.quick else 500)
         print(json.dumps({"end_to_end": report["end_to_end"]}, indent=1), flush=True)
+    if args.baseline_retriever:
+        report["against_baseline"] = bench_against(args.baseline_retriever, 100 if args.quick else 300)
+        print(json.dumps({"against_baseline": report["against_baseline"]}, indent=1), flush=True)
     if not args.skip_synthetic:
         for n in sizes:
             if not args.skip_ivf:
