@@ -44,11 +44,15 @@ _TAG = re.compile(r"\b(\d{1,2})\s?(girl|boy|woman|man|other|person|kid)(s?)\b")
 _TAG_WORDS = {1: "a", 2: "two", 3: "three", 4: "four", 5: "five"}
 _TAG_PLURAL = {"man": "men", "woman": "women", "person": "people", "other": "people", "kid": "kids"}
 _SOLO_TAG = re.compile(r"(?:^|(?<=[,(]))\s*solo\s*(?=$|[,)])")
+# A later tag that is only what the body rests on ("sitting, chair"): said as where the body is.
+# (Never the first clause: "a chair" alone is a thing, not a tag.)
+_SUPPORT_TAG = re.compile(r"(?<=,)\s*(?:a |the )?(chair|bed|sofa|couch|bench|stool|floor|ground|stairs)\s*(?=$|,)")
 
 
 def expand_tags(text: str) -> str:
     """Booru-style counts as words: "1girl, 1boy, slow dance" -> "a girl, a boy, slow dance";
-    "2boys" -> "two boys"; a bare "solo" tag goes (the count is `people_count.tag_count`'s)."""
+    "2boys" -> "two boys"; a bare "solo" tag goes (the count is `people_count.tag_count`'s); a
+    bare support tag ("chair") becomes "on the chair"."""
 
     def words(match: re.Match) -> str:
         n, noun = int(match.group(1)), match.group(2)
@@ -57,7 +61,8 @@ def expand_tags(text: str) -> str:
         plural = _TAG_PLURAL.get(noun, noun + "s")
         return f"{_TAG_WORDS.get(n, str(n))} {plural}"
 
-    return _SOLO_TAG.sub(" ", _TAG.sub(words, text))
+    text = _SOLO_TAG.sub(" ", _TAG.sub(words, text))
+    return _SUPPORT_TAG.sub(lambda m: f" on the {m.group(1)}", text)
 
 
 SHORT_PROMPT_TOKENS = 8  # a prompt this short is a label or a few tags: every clause of it counts

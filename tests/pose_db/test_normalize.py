@@ -314,6 +314,10 @@ def test_count_people_reads_tags_and_dataset_labels(prompt, people):
         ("fight/hit (a person)", "fight or hit a person"),
         ("talk to (e.g., self, a person)", "talk to self, a person"),  # the AVA label: its aside is its object
         ("pushing other person", "pushing another person"),
+        ("1girl, solo, sitting, chair, full body", "a girl, sitting, on the chair, full body"),  # a support tag
+        ("solo, lying, bed", "lying, on the bed"),
+        ("a couch in a living room", "a couch"),  # a thing, not a support tag: unchanged
+        ("a chair", "a chair"),
         (
             "a fitness model with long brown hair, wearing a sports bra and black shorts, doing a side plank, "
             "full body visible, modern gym, soft light, 85mm",
