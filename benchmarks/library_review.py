@@ -45,12 +45,11 @@ def _sheets(name: str, entries: list, out: Path) -> list[dict]:
 
 def make_sheets(out: Path, random: int, seed: int) -> Path:
     out.mkdir(parents=True, exist_ok=True)
-    rng = action_rng("library-review", seed)
     multi = []
     for action in (a for a in load_actions() if len(a.people) >= 2):
         entries = list(generate_library(seed=0, actions=[action.id]))
-        if entries:
-            multi.append(entries[int(rng.integers(len(entries)))])
+        if entries:  # each action's pick depends on that action alone: editing one re-draws one tile
+            multi.append(entries[int(action_rng(f"library-review:{action.id}", seed).integers(len(entries)))])
     review = {"seed": seed, "command": f"python benchmarks/library_review.py sheets --out {out} --random {random} "
                                        f"--seed {seed}",
               "random": _sheets("random", sample_entries(random, seed=seed), out),
