@@ -122,7 +122,20 @@ def person_evidence(prompt: str, vocab: NormalizeVocab | None = None) -> int:
         return 1
     if any(vocab.is_action_word(t) for t in tokens):
         return 0 if names_a_thing(tokens, vocab) else 1
-    return 0
+    return 1 if label_action(prompt, vocab) else 0
+
+
+LABEL_TOKENS = 6  # a dataset label is a few words: "make victory sign", "check time (from watch)"
+
+
+def label_action(prompt: str, vocab: NormalizeVocab | None = None) -> bool:
+    """Is the prompt a short dataset label that opens with a verb the library uses, in the base
+    form or in -ing ("make victory sign", "move heavy objects", "kneeling")? Such a label names
+    an action, so a person doing it, though it names nobody."""
+    vocab = vocab or default_vocab()
+    tokens = tokenize(prompt)
+    first = bare(tokens[0]).split("/")[0] if tokens else ""  # "crouch/kneel": the first alternative
+    return 0 < len(tokens) <= LABEL_TOKENS and vocab.is_library_verb(first)
 
 
 _DETERMINERS = frozenset({"a", "an", "the"})

@@ -136,10 +136,17 @@ class NormalizeVocab:
     person_pronouns: frozenset[str]
     ing_nouns: frozenset[str]
     thing_verbs: frozenset[str] = frozenset()
+    label_action_verbs: frozenset[str] = frozenset()
 
     def is_action_word(self, token: str) -> bool:
         """A verb in -ing ("waving"), not a noun that ends like one ("morning", "building")."""
         return token.endswith("ing") and len(token) > 4 and token not in self.ing_nouns
+
+    def is_library_verb(self, token: str) -> bool:
+        """A verb the pose library's phrases use, in -ing or in the base form of a dataset
+        label: "make" (making), "check", "run" (running), "kneel"."""
+        forms = {token, token + "ing", token[:-1] + "ing" if token.endswith("e") else "", token + token[-1:] + "ing"}
+        return bool(forms & self.label_action_verbs)
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> NormalizeVocab:
@@ -173,6 +180,7 @@ class NormalizeVocab:
             person_pronouns=frozenset(data.get("person_pronouns", [])),
             ing_nouns=frozenset(data.get("ing_nouns", [])),
             thing_verbs=frozenset(data.get("thing_verbs", [])),
+            label_action_verbs=frozenset(data.get("label_action_verbs", [])),
         )
 
 

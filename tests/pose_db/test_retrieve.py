@@ -195,7 +195,7 @@ def test_reranking_trusts_an_actions_evidence_over_one_lucky_entry():
 def test_prompts_naming_nobody_must_clear_a_higher_gate(index, embedder):
     retriever = PoseRetriever(index, embedder)
     assert retriever.threshold_for("a man waving") == pytest.approx(0.55)
-    assert retriever.threshold_for("doing a handstand") == pytest.approx(0.60)  # a body, no person
+    assert retriever.threshold_for("doing a handstand on the beach at sunset") == pytest.approx(0.60)  # a body, no person
     assert retriever.threshold_for("a wooden chair by the window") == pytest.approx(0.70)  # nobody
     lenient = PoseRetriever(index, embedder, margins={})
     prompt = "a chair"
@@ -299,3 +299,21 @@ def test_a_weak_match_barely_ahead_of_another_action_is_flagged_uncertain():
 def test_retrieval_says_whether_it_is_uncertain(retriever):
     r = retriever.retrieve("a woman waving hello")
     assert r.matched and r.uncertain is False and r.to_json()["uncertain"] is False
+
+
+def test_a_short_label_naming_a_library_verb_gets_the_label_bar(index, embedder):
+    from pose_db.prompt.people_count import label_action, person_evidence
+    from pose_db.retrieval.retriever import LABEL_THRESHOLD
+
+    retriever = PoseRetriever(index, embedder)
+    for label in ("make victory sign", "check time (from watch)", "move heavy objects", "crouch/kneel", "doing a handstand"):
+        assert label_action(label) and person_evidence(label) == 1, label  # base form or -ing of a library verb
+        assert retriever.threshold_for(label) == pytest.approx(LABEL_THRESHOLD), label
+    # No library verb, or no action at all: the strict bar for a prompt naming nobody.
+    for nobody in ("red sports car", "a bowl of fruit", "an acoustic guitar resting on a chair"):
+        assert not label_action(nobody) and retriever.threshold_for(nobody) == pytest.approx(0.70), nobody
+    # Too long for a label, or names a person: the usual bars.
+    assert retriever.threshold_for("make a victory sign with two fingers at the camera") == pytest.approx(0.60)
+    assert retriever.threshold_for("sitting on his lap") == pytest.approx(0.55)
+    assert retriever.threshold_for("make victory sign", "make victory sign") == pytest.approx(LABEL_THRESHOLD)
+    assert retriever.retrieve("a chair").matched is False  # "a chair" has no verb: still refused
