@@ -8,6 +8,7 @@ seeds it was asked for and how many generations ever ran at once.
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -23,6 +24,7 @@ class RecordingEngine:
     def __init__(self, engine) -> None:
         self.engine, self.seeds, self.active, self.most = engine, [], 0, 0
         self.lock = threading.Lock()
+        self.delay = 0.0  # seconds added to each generation (a batch that cannot end before Stop)
 
     def __getattr__(self, name):
         return getattr(self.engine, name)
@@ -33,6 +35,7 @@ class RecordingEngine:
             self.most = max(self.most, self.active)
             self.seeds.append(request.seed)
         try:
+            time.sleep(self.delay)
             return self.engine.generate(request, **kwargs)
         finally:
             with self.lock:
@@ -121,6 +124,7 @@ def test_stop_keeps_the_variations_already_made(chromium, recorded):
     try:
         set_up(page, "a person waving hello in a park", 7, 8)
         engine.seeds.clear()
+        engine.delay = 1.0  # 8 images take > 8 s: Stop always lands mid-batch, however fast the machine
         page.click("#generate")
         page.wait_for_selector("#results .thumbnail-item", timeout=TIMEOUT_MS)
         page.click("#stop")
@@ -132,4 +136,5 @@ def test_stop_keeps_the_variations_already_made(chromium, recorded):
         assert f"Stopped after {made} of 8 images" in page.inner_text("body")
         assert engine.seeds == list(range(7, 7 + len(engine.seeds))) and len(engine.seeds) < 8
     finally:
+        engine.delay = 0.0
         page.context.close()
