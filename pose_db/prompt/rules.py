@@ -70,16 +70,23 @@ _ALTERNATIVE = re.compile(r"(?<=[a-z])/(?=[a-z])")
 _SHORT_ASIDE = re.compile(r"\(([^()]{1,40})\)")
 _EXAMPLE = re.compile(r"\be\.g\.,?|\bi\.e\.,?|\betc\.?")
 _OTHER_PERSON = re.compile(r"\b(?:the\s+)?other\s+person\b")
+_ASIDE_LIST = re.compile(r"\s*,\s*")
+# A pose-pack title names the action and then says "pose": "walking pose", "standing pose".
+# Only after a verb in -ing: in "tree pose" or "child's pose" the word is part of the name.
+# Not "a striking pose": after an article the -ing word is an adjective.
+_ACTION_POSE = re.compile(r"(?<!\ba )(?<!\ban )(?<!\bthe )\b([a-z]{2,}ing) poses?(?=\s*(?:[,;.]|$))")
 
 
 def dataset_label(text: str) -> str:
     """Action-dataset label conventions read as prose (NTU RGB+D 120, AVA, Kinetics):
     "run/jog" -> "run or jog"; "fight/hit (a person)" -> "fight or hit a person" (a short
-    aside is part of the clause, not a clause of its own); "e.g." goes; "pushing other
-    person" -> "pushing another person"."""
+    aside is part of the clause, not a clause of its own; its commas list alternatives:
+    "talk to (e.g., self, a person)" -> "talk to self or a person"); "e.g." goes; "pushing
+    other person" -> "pushing another person"; a pack title's "walking pose" -> "walking"."""
     text = _ALTERNATIVE.sub(" or ", text)
     text = _EXAMPLE.sub(" ", text)
-    text = _SHORT_ASIDE.sub(lambda m: " " + m.group(1) + " ", text)
+    text = _SHORT_ASIDE.sub(lambda m: " " + _ASIDE_LIST.sub(" or ", m.group(1).strip(" ,")) + " ", text)
+    text = _ACTION_POSE.sub(r"\1", text)
     return _OTHER_PERSON.sub("another person", text)
 
 

@@ -312,7 +312,11 @@ def test_count_people_reads_tags_and_dataset_labels(prompt, people):
         ("2boys, high five", "two boys, high five"),
         ("1girl, solo, peace sign, simple background", "a girl, peace sign"),
         ("fight/hit (a person)", "fight or hit a person"),
-        ("talk to (e.g., self, a person)", "talk to self, a person"),  # the AVA label: its aside is its object
+        ("talk to (e.g., self, a person)", "talk to self or a person"),  # the AVA label: its aside lists objects
+        ("walking pose", "walking"),  # a pose-pack title: "pose" after the action goes
+        ("thinking pose, hand on chin", "thinking, hand on chin"),
+        ("tree pose", "tree pose"),  # an asana's name keeps its "pose"
+        ("a woman in a striking pose", "a woman in a striking pose"),  # an adjective in -ing: unchanged
         ("pushing other person", "pushing another person"),
         ("1girl, solo, sitting, chair, full body", "a girl, sitting, on the chair, full body"),  # a support tag
         ("solo, lying, bed", "lying, on the bed"),
