@@ -103,7 +103,13 @@ def match_oks(gt: PoseScene, dt: PoseScene, areas: list[float] | None = None) ->
     if (gt.width, gt.height) != (dt.width, dt.height):
         raise EngineError(f"OKS compares poses on one canvas: ground truth {gt.width}x{gt.height}, "
                           f"detection {dt.width}x{dt.height}; rescale one first.")
-    n, m = len(gt.people), len(dt.people)
+    return match_people(gt.people, dt.people, areas)
+
+
+def match_people(gt: list[Person], dt: list[Person], areas: list[float | None] | None = None) -> PoseMatch:
+    """``match_oks`` on two lists of people whose coordinates are compared as they are (no
+    canvas check: the caller says they share a frame, or measures what happens when not)."""
+    n, m = len(gt), len(dt)
     if n == 0:
         return PoseMatch(1.0 if m == 0 else 0.0, extra=m)
     areas = list(areas) if areas is not None else [None] * n
@@ -111,7 +117,7 @@ def match_oks(gt: PoseScene, dt: PoseScene, areas: list[float] | None = None) ->
         raise EngineError(f"{len(areas)} areas for {n} ground-truth people.")
     if m == 0:
         return PoseMatch(0.0, missing=n, matrix=[[] for _ in range(n)])
-    sims = oks_matrix(gt.people, dt.people, areas)
+    sims = oks_matrix(gt, dt, areas)
     rows, cols = linear_sum_assignment(sims, maximize=True)
     pairs = [(int(i), int(j), float(sims[i, j])) for i, j in zip(rows, cols, strict=True)]
     return PoseMatch(sum(p[2] for p in pairs) / max(n, m), pairs, missing=n - len(pairs), extra=m - len(pairs),

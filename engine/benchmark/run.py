@@ -20,10 +20,16 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
-from scipy.optimize import linear_sum_assignment
 
 from engine.benchmark.build import META_FILE
-from engine.benchmark.metrics import ClipScorer, DinoScorer, detection_score, keypoint_ap, match_oks, oks_matrix
+from engine.benchmark.metrics import (
+    ClipScorer,
+    DinoScorer,
+    detection_score,
+    keypoint_ap,
+    match_oks,
+    match_people,
+)
 from engine.errors import EngineError
 from engine.request import GenerationRequest
 from engine.train.dataset import validate_dataset
@@ -144,7 +150,8 @@ def _run_one(i: int, record, meta: dict, engine, detector, clip, dino, images_di
         row.update(match_oks(gt, found, areas).as_dict())
         row["detected"] = len(found.people)
         row["det_scores"] = [detection_score(p) for p in found.people]
-        row["oks_unmapped"] = _unmapped_oks(scene, found, raw_areas)
+        # the "unmapped frame" variant: the truth in its photo's pixels against the generated image's
+        row["oks_unmapped"] = match_people(scene.people, found.people, raw_areas).score
     if clip is not None:
         row["clip_i"], row["clip_t"] = clip.clip_i(image, refs), clip.clip_t(image, record.prompt)
     if dino is not None:
@@ -152,16 +159,6 @@ def _run_one(i: int, record, meta: dict, engine, detector, clip, dino, images_di
     row["references"] = [os.path.relpath(r.image, root) for r in record.references]
     row["pose"] = os.path.relpath(record.pose, root) if record.pose else None
     return row
-
-
-def _unmapped_oks(scene, found, areas) -> float:
-    """The "unmapped frame" variant: the ground truth in its photo's pixels against the detection
-    in the generated image's pixels (no fitting), best one-to-one match, as ``match_oks`` scores."""
-    if not scene.people or not found.people:
-        return 0.0 if scene.people or found.people else 1.0
-    sims = oks_matrix(scene.people, found.people, areas or [None] * len(scene.people))
-    rows, cols = linear_sum_assignment(sims, maximize=True)
-    return float(sims[rows, cols].sum() / max(sims.shape))
 
 
 def _mean(rows: list[dict], key: str) -> float | None:
