@@ -58,6 +58,7 @@ from tests.helpers.gradio_http import (  # noqa: E402 - after the path
     is_app_sentence,
     is_sentence,
     page_event,
+    page_generate,
     start_and_drop,
 )
 
@@ -439,12 +440,7 @@ def item_9_restore(url: str, what: str, words: str, **changes) -> tuple[str, str
 
 def item_8_page_generate(url: str, value) -> tuple[str, str]:
     """The page's own Generate (a private event, reachable over /queue/join) with a bad number."""
-    import httpx
-
-    config = httpx.get(f"{url}config", timeout=60).json()
-    name = next(d["api_name"] for d in config["dependencies"]
-                if str(d.get("api_name", "")).startswith("generate_"))  # the API's is "generate"
-    ok, output = page_event(url, name, {"prompt": "a man waves", "width": value, "steps": 1})
+    ok, output = page_event(url, page_generate(url), {"prompt": "a man waves", "width": value, "steps": 1})
     if ok:
         return "wrong", f"generated with width {value!r}"
     # refused by the event's validator before queueing: a bare HTTP 400 whose detail is the sentence

@@ -143,3 +143,9 @@ def page_event(url: str, name: str, replace: dict, timeout: float = 120) -> tupl
                 if message.get("msg") == "process_completed":
                     return bool(message.get("success")), message.get("output")
     raise TimeoutError("the page event never completed")
+
+
+def page_generate(url: str) -> str:
+    """The api_name Gradio gave the page's own Generate event (the API's endpoint is "generate")."""
+    config = httpx.get(f"{url}config", timeout=60).json()
+    return next(d["api_name"] for d in config["dependencies"] if str(d.get("api_name", "")).startswith("generate_"))

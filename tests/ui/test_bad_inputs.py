@@ -126,19 +126,14 @@ def test_request_bodies_are_still_json(studio_url):
     assert answer.status_code == 400 and "error parsing the body" in answer.text
 
 
-def _page_generate(url: str) -> str:
-    config = httpx.get(f"{url}config", timeout=60).json()
-    return next(d["api_name"] for d in config["dependencies"] if str(d.get("api_name", "")).startswith("generate_"))
-
-
 @pytest.mark.parametrize("width, words", [("abc", "Width must be a number, not the text 'abc'."),
                                           (99_999, "Width must be between"), (None, "Width needs a number.")])
 def test_the_pages_own_generate_reads_its_sliders_itself(studio_url, width, words):
     """A client posting to the page's (private) Generate event, not the API, gets the sentence too:
     its sliders read what they are sent instead of failing in Gradio's preprocessing."""
-    from tests.helpers.gradio_http import is_sentence, page_event
+    from tests.helpers.gradio_http import is_sentence, page_event, page_generate
 
-    ok, output = page_event(studio_url, _page_generate(studio_url), {"prompt": "a man waves", "width": width,
+    ok, output = page_event(studio_url, page_generate(studio_url), {"prompt": "a man waves", "width": width,
                                                                      "steps": 1})
     assert not ok
     message = output["error"]
