@@ -397,7 +397,7 @@ def person_boxes(page) -> list:
 @pytest.mark.parametrize("prompt", ["a person waving hello",
                                     "two people shaking hands at a train station",
                                     "three friends posing side by side for a group photo"])
-def test_add_person_does_not_overlap(page, prompt):
+def test_add_person_does_not_overlap(page, shots, prompt):
     """Defect 6: "+ Person" puts the new skeleton where nobody stands (smaller, on a crowded
     canvas), and a second one too."""
     retrieve(page, prompt)
@@ -411,6 +411,8 @@ def test_add_person_does_not_overlap(page, prompt):
         *old, new = person_boxes(page)
         assert old[:len(before)] == before
         assert not any(overlaps(new, box) for box in old), (added, new, old)
+    page.locator("#pose-editor canvas").first.screenshot(
+        path=str(shots / f"defect6_add_person_{len(before)}.png"))
 
 
 def test_empty_prompt_retrieve_updates_the_status(page):
